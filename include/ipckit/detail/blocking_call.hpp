@@ -1,0 +1,164 @@
+// The worker pool that runs calls the kernel cannot make pollable (flock wait, sem_wait,
+// semop) and completes them on the caller's executor. Internal: modules use it to build
+// their async_* operations; users never include this header.
+#pragma once
+
+#include <ipckit/error.hpp>
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace ipckit::detail {
+
+/// The signal a worker is interrupted with when its call is cancelled. Workers unblock
+/// only this signal; its handler does nothing, and it is installed without SA_RESTART so
+/// that the blocking call returns EINTR. The signal module refuses to subscribe to it.
+int interrupt_signal() noexcept;
+
+/// What a blocking call sees of its cancellation. The call loops on EINTR and stops when
+/// cancelled() is true; the pool keeps interrupting it until it returns.
+class interrupt_token {
+ public:
+  bool cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
+
+ private:
+  friend class blocking_service;
+  friend class blocking_task;
+  std::atomic<bool> cancelled_{false};
+};
+
+/// One queued blocking call, type-erased.
+class blocking_task {
+ public:
+  virtual ~blocking_task() = default;
+  virtual void run() = 0;       // on a worker thread
+  virtual void complete() = 0;  // on the handler's executor
+  /// Queues complete() on the handler's executor; `self` is this task.
+  virtual void post_completion(std::shared_ptr<blocking_task> self) = 0;
+  interrupt_token& token() noexcept { return token_; }
+
+ private:
+  friend class blocking_service;
+  interrupt_token token_;
+  std::atomic<bool> running_{false};
+  std::atomic<unsigned long> thread_{0};
+  std::atomic<bool> finished_{false};
+};
+
+/// One per execution context. Threads are started as calls need them and kept for reuse;
+/// shutdown() (when the io_context is destroyed) cancels every call, waits for the
+/// threads and destroys the pending handlers without calling them, as Asio does.
+class blocking_service : public boost::asio::execution_context::service {
+ public:
+  using key_type = blocking_service;
+  static inline boost::asio::execution_context::id id;
+
+  explicit blocking_service(boost::asio::execution_context& context);
+  ~blocking_service() override;
+
+  void submit(std::shared_ptr<blocking_task> task);
+  void cancel(const std::shared_ptr<blocking_task>& task);
+  /// Threads started so far (for tests and diagnostics).
+  std::size_t thread_count() const;
+
+ private:
+  void shutdown() override;
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+template <class Result>
+struct blocking_signature_of {
+  using type = void(error_code, Result);
+};
+template <>
+struct blocking_signature_of<void> {
+  using type = void(error_code);
+};
+template <class Result>
+using blocking_signature = typename blocking_signature_of<Result>::type;
+
+template <class Result, class Handler, class IoExecutor, class Fn>
+class blocking_task_impl : public blocking_task {
+ public:
+  blocking_task_impl(Handler handler, const IoExecutor& io_executor, Fn fn)
+      : handler_(std::move(handler)),
+        io_work_(io_executor),
+        handler_work_(boost::asio::get_associated_executor(handler_, io_executor)),
+        fn_(std::move(fn)) {}
+
+  Handler& handler() noexcept { return handler_; }
+
+  void run() override {
+    if constexpr (std::is_void_v<Result>) {
+      fn_(token(), ec_);
+    } else {
+      result_.emplace(fn_(token(), ec_));
+    }
+  }
+
+  void complete() override {
+    auto slot = boost::asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected()) slot.clear();
+    if (token().cancelled() && !ec_) ec_ = boost::asio::error::operation_aborted;
+    auto handler = std::move(handler_);
+    io_work_.reset();
+    handler_work_.reset();
+    if constexpr (std::is_void_v<Result>) {
+      std::move(handler)(ec_);
+    } else {
+      std::move(handler)(ec_, std::move(*result_));
+    }
+  }
+
+  void post_completion(std::shared_ptr<blocking_task> self) override {
+    boost::asio::post(handler_work_.get_executor(), [self = std::move(self)] { self->complete(); });
+  }
+
+ private:
+  Handler handler_;
+  boost::asio::executor_work_guard<IoExecutor> io_work_;
+  boost::asio::executor_work_guard<boost::asio::associated_executor_t<Handler, IoExecutor>>
+      handler_work_;
+  Fn fn_;
+  error_code ec_;
+  std::conditional_t<std::is_void_v<Result>, char, std::optional<Result>> result_{};
+};
+
+/// Runs `fn(const interrupt_token&, error_code&) -> Result` on the worker pool of `ex`'s
+/// execution context and completes with (error_code[, Result]) on the handler's executor.
+/// Cancellation (any type) interrupts the call; a call that returns after a cancel
+/// without an error of its own completes with operation_aborted.
+template <class Result, class Executor, class Fn, class CompletionToken>
+auto async_run_blocking(const Executor& ex, Fn fn, CompletionToken&& token) {
+  auto initiation = [](auto handler, const Executor& io_executor, Fn call) {
+    using handler_type = std::decay_t<decltype(handler)>;
+    using task_type = blocking_task_impl<Result, handler_type, Executor, Fn>;
+    auto& context = boost::asio::query(io_executor, boost::asio::execution::context);
+    auto& service = boost::asio::use_service<blocking_service>(context);
+    auto task = std::make_shared<task_type>(std::move(handler), io_executor, std::move(call));
+    auto slot = boost::asio::get_associated_cancellation_slot(task->handler());
+    if (slot.is_connected()) {
+      std::weak_ptr<blocking_task> weak = task;
+      slot.assign([&service, weak](boost::asio::cancellation_type_t) {
+        if (auto alive = weak.lock()) service.cancel(alive);
+      });
+    }
+    service.submit(std::move(task));
+  };
+  return boost::asio::async_initiate<CompletionToken, blocking_signature<Result>>(
+      initiation, token, ex, std::move(fn));
+}
+
+}  // namespace ipckit::detail

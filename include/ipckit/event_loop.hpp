@@ -1,0 +1,49 @@
+// event_loop: the one Boost.Asio io_context every ipckit module runs on.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstddef>
+
+namespace ipckit {
+
+/// Owns a boost::asio::io_context. Every ipckit I/O object takes an executor, so a
+/// program that already has an io_context passes its own executor instead; event_loop
+/// is a convenience, not a requirement.
+///
+/// Thread safety: as io_context. run() may be called from several threads at once;
+/// stop() may be called from any thread, and from a signal subscription's handler.
+class event_loop {
+ public:
+  using executor_type = boost::asio::io_context::executor_type;
+
+  event_loop() = default;
+  /// Asio's concurrency hint; 1 promises a single thread and skips internal locking.
+  explicit event_loop(int concurrency_hint) : context_(concurrency_hint) {}
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+
+  executor_type get_executor() noexcept { return context_.get_executor(); }
+  boost::asio::io_context& context() noexcept { return context_; }
+
+  /// Runs handlers until there is no work left or stop() is called.
+  std::size_t run() { return context_.run(); }
+  /// Runs handlers for at most `duration`.
+  template <class Rep, class Period>
+  std::size_t run_for(std::chrono::duration<Rep, Period> duration) {
+    return context_.run_for(duration);
+  }
+  std::size_t run_one() { return context_.run_one(); }
+  std::size_t poll() { return context_.poll(); }
+
+  void stop() { context_.stop(); }
+  bool stopped() const { return context_.stopped(); }
+  /// Makes a stopped loop runnable again.
+  void restart() { context_.restart(); }
+
+ private:
+  boost::asio::io_context context_;
+};
+
+}  // namespace ipckit

@@ -1,0 +1,170 @@
+#include <ipckit/detail/blocking_call.hpp>
+
+#include <ipckit/event_loop.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using ipckit::error_code;
+using ipckit::detail::async_run_blocking;
+using ipckit::detail::interrupt_token;
+
+// Blocks until the token is cancelled: the shape of every interruptible blocking call.
+void block_until_cancelled(const interrupt_token& token, error_code& ec) {
+  while (!token.cancelled())
+    if (::poll(nullptr, 0, -1) < 0 && errno != EINTR) ec = ipckit::last_error();
+}
+
+bool run_until(ipckit::event_loop& loop, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    loop.restart();
+    loop.run_for(5ms);
+  }
+  return done();
+}
+
+TEST(blocking_call, completes_on_the_loop_thread_with_the_result) {
+  ipckit::event_loop loop;
+  std::thread::id worker, completion;
+  int result = 0;
+  async_run_blocking<int>(
+      loop.get_executor(),
+      [&](const interrupt_token&, error_code&) {
+        worker = std::this_thread::get_id();
+        return 42;
+      },
+      [&](error_code ec, int value) {
+        EXPECT_FALSE(ec);
+        completion = std::this_thread::get_id();
+        result = value;
+      });
+  ASSERT_TRUE(run_until(loop, [&] { return result != 0; }));
+  EXPECT_EQ(result, 42);
+  EXPECT_EQ(completion, std::this_thread::get_id());
+  EXPECT_NE(worker, std::this_thread::get_id());
+}
+
+TEST(blocking_call, passes_the_calls_error_through) {
+  ipckit::event_loop loop;
+  error_code got;
+  bool done = false;
+  async_run_blocking<void>(
+      loop.get_executor(),
+      [](const interrupt_token&, error_code& ec) { ec = boost::system::errc::make_error_code(boost::system::errc::resource_deadlock_would_occur); },
+      [&](error_code ec) { got = ec, done = true; });
+  ASSERT_TRUE(run_until(loop, [&] { return done; }));
+  EXPECT_EQ(got, boost::system::errc::resource_deadlock_would_occur);
+}
+
+TEST(blocking_call, cancel_interrupts_a_call_blocked_forever_while_timers_tick) {
+  ipckit::event_loop loop;
+  boost::asio::cancellation_signal cancel;
+  error_code got;
+  bool done = false;
+  async_run_blocking<void>(loop.get_executor(), block_until_cancelled,
+                           boost::asio::bind_cancellation_slot(cancel.slot(), [&](error_code ec) {
+                             got = ec, done = true;
+                           }));
+  // The loop is not blocked by the waiting call: a timer fires while it waits.
+  int ticks = 0;
+  boost::asio::steady_timer timer(loop.get_executor());
+  std::function<void(error_code)> tick = [&](error_code) {
+    if (++ticks == 3) return cancel.emit(boost::asio::cancellation_type::terminal);
+    timer.expires_after(2ms);
+    timer.async_wait(tick);
+  };
+  timer.expires_after(2ms);
+  timer.async_wait(tick);
+  ASSERT_TRUE(run_until(loop, [&] { return done; }));
+  EXPECT_EQ(ticks, 3);
+  EXPECT_EQ(got, boost::asio::error::operation_aborted);
+}
+
+TEST(blocking_call, blocked_calls_do_not_wait_behind_each_other) {
+  ipckit::event_loop loop;
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  constexpr int blocked = 12;  // more than any fixed-size pool would have
+  boost::asio::cancellation_signal cancels[blocked];
+  int aborted = 0;
+  for (auto& cancel : cancels)
+    async_run_blocking<void>(loop.get_executor(), block_until_cancelled,
+                             boost::asio::bind_cancellation_slot(cancel.slot(), [&](error_code ec) {
+                               aborted += ec == boost::asio::error::operation_aborted;
+                             }));
+  char byte = 0;
+  bool read_done = false;
+  async_run_blocking<ssize_t>(
+      loop.get_executor(), [&](const interrupt_token&, error_code&) { return ::read(fds[0], &byte, 1); },
+      [&](error_code, ssize_t n) { read_done = n == 1; });
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  EXPECT_TRUE(run_until(loop, [&] { return read_done; }));
+  for (auto& cancel : cancels) cancel.emit(boost::asio::cancellation_type::terminal);
+  EXPECT_TRUE(run_until(loop, [&] { return aborted == blocked; }));
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(blocking_call, works_with_futures_and_coroutines) {
+  ipckit::event_loop loop;
+  auto future = async_run_blocking<int>(loop.get_executor(),
+                                        [](const interrupt_token&, error_code&) { return 7; },
+                                        boost::asio::use_future);
+  int from_coroutine = 0;
+  boost::asio::co_spawn(
+      loop.get_executor(),
+      [&]() -> boost::asio::awaitable<void> {
+        from_coroutine = co_await async_run_blocking<int>(
+            loop.get_executor(), [](const interrupt_token&, error_code&) { return 9; },
+            boost::asio::use_awaitable);
+      },
+      boost::asio::detached);
+  ASSERT_TRUE(run_until(loop, [&] {
+    return from_coroutine != 0 && future.wait_for(0s) == std::future_status::ready;
+  }));
+  EXPECT_EQ(future.get(), 7);
+  EXPECT_EQ(from_coroutine, 9);
+}
+
+TEST(blocking_call, workers_take_no_process_signals) {
+  ipckit::event_loop loop;
+  sigset_t mask;
+  bool done = false;
+  async_run_blocking<void>(
+      loop.get_executor(),
+      [&](const interrupt_token&, error_code&) { pthread_sigmask(SIG_BLOCK, nullptr, &mask); },
+      [&](error_code) { done = true; });
+  ASSERT_TRUE(run_until(loop, [&] { return done; }));
+  EXPECT_TRUE(sigismember(&mask, SIGTERM));
+  EXPECT_TRUE(sigismember(&mask, SIGCHLD));
+  EXPECT_FALSE(sigismember(&mask, ipckit::detail::interrupt_signal()));
+}
+
+TEST(blocking_call, destroying_the_loop_interrupts_pending_calls_without_calling_handlers) {
+  bool handler_called = false;
+  {
+    ipckit::event_loop loop;
+    async_run_blocking<void>(loop.get_executor(), block_until_cancelled,
+                             [&](error_code) { handler_called = true; });
+    loop.run_for(5ms);
+  }  // must return: shutdown interrupts the worker and joins it
+  EXPECT_FALSE(handler_called);
+}
+
+}  // namespace
