@@ -52,6 +52,13 @@ std::string format_us(const std::optional<double>& us) {
   return out.str();
 }
 
+// Pads to a width in characters, not bytes ("µs" is two bytes, one column).
+std::string pad(const std::string& text, std::size_t width) {
+  std::size_t columns = 0;
+  for (unsigned char c : text) columns += (c & 0xC0) != 0x80;
+  return text + std::string(columns < width ? width - columns : 1, ' ');
+}
+
 int run_child(std::span<const std::string> args) {
   if (args.empty()) throw usage_error("--child needs a method");
   for (const auto& row : rows())
@@ -113,12 +120,10 @@ int run_tour(std::span<const std::string> args) {
     }
     std::cout << document.dump(2) << '\n';
   } else {
-    std::cout << std::left << std::setw(18) << "METHOD" << std::setw(9) << "RESULT"
-              << std::setw(13) << "ROUND TRIP" << "DETAIL\n";
+    std::cout << pad("METHOD", 18) << pad("RESULT", 9) << pad("ROUND TRIP", 12) << "DETAIL\n";
     for (const auto& l : lines) {
       const char* verdict = l.result.skipped ? "skipped" : l.result.ok ? "ok" : "FAILED";
-      std::cout << std::left << std::setw(18) << l.method << std::setw(9) << verdict
-                << std::setw(14) << format_us(l.result.round_trip_us)
+      std::cout << pad(l.method, 18) << pad(verdict, 9) << pad(format_us(l.result.round_trip_us), 12)
                 << (l.result.skipped ? *l.result.skipped : l.result.detail) << '\n';
     }
     std::cout << (all_ok ? "tour: every row that ran passed\n" : "tour: some rows FAILED\n");
