@@ -66,6 +66,9 @@ class peer_process {
   ~peer_process();
 
   int pid() const { return pid_; }
+  /// Its stdin (write end) and stdout (read end), still owned by this object.
+  int stdin_fd() const { return stdin_; }
+  int stdout_fd() const { return stdout_; }
   /// The next line of its stdout (without the newline), or nullopt at EOF or deadline.
   std::optional<std::string> read_line(std::chrono::milliseconds timeout = 10s);
   /// All of stdout up to EOF, or what arrived by the deadline.
