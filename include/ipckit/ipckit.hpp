@@ -5,3 +5,4 @@
 #include <ipckit/error.hpp>
 #include <ipckit/event_loop.hpp>
 #include <ipckit/unique_fd.hpp>
+#include <ipckit/signal.hpp>
