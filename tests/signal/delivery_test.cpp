@@ -209,3 +209,17 @@ TEST(signal_delivery, subscribing_to_sigchld_leaves_reaping_to_waitpid) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(signal_delivery, send_group_reaches_a_process_group) {
+  // setsid(1) makes the helper a group leader of its own (same pid, as it is not one yet).
+  peer_process child({"setsid", helper_path(), "signal-count-then-stop", "USR1", "1"});
+  ASSERT_EQ(child.read_line(), "ready");
+  ASSERT_EQ(::getpgid(child.pid()), child.pid());
+  signal::send_group(child.pid(), SIGUSR1);
+  EXPECT_EQ(child.read_line(), "got 1 from " + std::to_string(::getpid()));
+  EXPECT_EQ(child.read_line(), "stopped");
+}
+
+}  // namespace
