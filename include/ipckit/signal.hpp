@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -162,6 +163,10 @@ class notifier {
         },
         token, state_, executor_);
   }
+
+  /// Go's `for sig := range c`: calls `handler` on the executor for every delivery until
+  /// stop(). Replaces async_wait for this notifier (do not mix the two).
+  void on_signal(std::function<void(const info&)> handler);
 
   /// Blocking counterparts (Go's <-c), for threads without a loop.
   info wait(error_code& ec);

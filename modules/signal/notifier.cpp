@@ -208,6 +208,26 @@ std::size_t notifier::dropped() const {
   return state_->dropped;
 }
 
+namespace {
+
+// One wait of an on_signal loop; each delivery arms the next while the subscription lives.
+void arm(const std::shared_ptr<detail::subscription>& state, const notifier::executor_type& ex,
+         std::shared_ptr<std::function<void(const info&)>> handler) {
+  auto next = [weak = std::weak_ptr<detail::subscription>(state), ex, handler](error_code ec, info got) {
+    if (ec) return;
+    (*handler)(got);
+    if (auto alive = weak.lock()) arm(alive, ex, handler);
+  };
+  detail::start_wait(state, std::make_unique<detail::wait_op_impl<decltype(next), notifier::executor_type>>(
+                                std::move(next), ex, detail::stop_flag(state)));
+}
+
+}  // namespace
+
+void notifier::on_signal(std::function<void(const info&)> handler) {
+  if (state_) arm(state_, executor_, std::make_shared<std::function<void(const info&)>>(std::move(handler)));
+}
+
 info notifier::wait(error_code& ec) {
   ec = {};
   if (!state_) {

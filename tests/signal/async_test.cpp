@@ -90,6 +90,21 @@ TEST(signal_async, a_coroutine_waiting_when_its_context_is_destroyed_is_freed) {
   EXPECT_FALSE(sigismember(&mask, SIGRTMIN + 7));  // the frame's notifier was stopped
 }
 
+TEST(signal_async, on_signal_calls_the_handler_for_every_delivery_until_stop) {
+  asio::io_context io;
+  signal::notifier keep(io, {SIGRTMIN + 1});  // keeps it caught after `each` stops
+  signal::notifier each(io, {SIGRTMIN + 1});
+  std::vector<int> values;
+  each.on_signal([&](const signal::info& got) {
+    values.push_back(*got.value);
+    if (values.size() == 3) each.stop();
+  });
+  for (int v = 1; v <= 5; ++v) to_self(SIGRTMIN + 1, v);
+  for (int v = 1; v <= 5; ++v) ASSERT_TRUE(next_delivery(io, keep));
+  io.poll();
+  EXPECT_THAT(values, testing::ElementsAre(1, 2, 3));
+}
+
 TEST(signal_async, deferred_starts_when_invoked) {
   asio::io_context io;
   signal::notifier rt(io, {SIGRTMIN + 1});
