@@ -6,3 +6,4 @@
 #include <ipckit/event_loop.hpp>
 #include <ipckit/unique_fd.hpp>
 #include <ipckit/message.hpp>
+#include <ipckit/signal.hpp>

@@ -1,0 +1,282 @@
+// notifier: one subscription's queue and waits, and the per-io_context service that
+// drops pending waits when their context shuts down (as Asio's own services do).
+#include "registry.hpp"
+
+#include <boost/asio/query.hpp>
+
+#include <algorithm>
+
+namespace ipckit::signal {
+namespace detail {
+namespace {
+
+bool is_realtime(int number) { return number >= SIGRTMIN && number <= SIGRTMAX; }
+
+// One per execution context: on shutdown, the waits still pending there are destroyed
+// without being called, which frees coroutine frames and futures waiting on them.
+class subscription_service : public boost::asio::execution_context::service {
+ public:
+  using key_type = subscription_service;
+  static inline boost::asio::execution_context::id id;
+
+  explicit subscription_service(boost::asio::execution_context& context)
+      : boost::asio::execution_context::service(context) {}
+
+  void track(const std::shared_ptr<subscription>& sub) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(tracked_, [](const auto& weak) { return weak.expired(); });
+    tracked_.push_back(sub);
+  }
+
+ private:
+  void shutdown() override {
+    std::vector<std::shared_ptr<subscription>> alive;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& weak : tracked_)
+        if (auto sub = weak.lock()) alive.push_back(std::move(sub));
+      tracked_.clear();
+    }
+    std::vector<std::unique_ptr<wait_op>> orphans;
+    for (auto& sub : alive) {
+      std::lock_guard lock(sub->mutex);
+      sub->shut_down = true;
+      for (auto& op : sub->waiting) orphans.push_back(std::move(op));
+      sub->waiting.clear();
+    }
+    orphans.clear();  // outside every lock: a handler's destructor may stop a notifier
+  }
+
+  std::mutex mutex_;
+  std::vector<std::weak_ptr<subscription>> tracked_;
+};
+
+}  // namespace
+
+void subscription::push(const info& delivery) {
+  std::unique_ptr<wait_op> op;
+  std::lock_guard lock(mutex);
+  if (stopped->load(std::memory_order_relaxed)) return;
+  if (!waiting.empty() && !shut_down) {
+    op = std::move(waiting.front());
+    waiting.pop_front();
+    op->complete({}, delivery);  // posts under the lock: stop() cannot pass it
+    return;
+  }
+  if (!is_realtime(delivery.number)) {
+    // Standard signals coalesce, here as in the kernel: one undelivered copy is kept.
+    const bool queued = std::any_of(queue.begin(), queue.end(),
+                                    [&](const info& i) { return i.number == delivery.number; });
+    if (queued) return;
+  } else if (queue.size() >= queue_limit) {
+    ++dropped;
+    return;
+  }
+  queue.push_back(delivery);
+  ready.notify_one();
+}
+
+std::uint64_t next_wait_id() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  return ++counter;
+}
+
+std::shared_ptr<const std::atomic<bool>> stop_flag(const std::shared_ptr<subscription>& state) {
+  if (!state) return nullptr;
+  return state->stopped;
+}
+
+void start_wait(const std::shared_ptr<subscription>& state, std::unique_ptr<wait_op> op) {
+  if (!state) {
+    op->complete(boost::asio::error::operation_aborted, {});
+    return;
+  }
+  std::lock_guard lock(state->mutex);
+  if (state->stopped->load(std::memory_order_relaxed) || state->shut_down) {
+    op->complete(boost::asio::error::operation_aborted, {});
+  } else if (!state->queue.empty()) {
+    info delivery = state->queue.front();
+    state->queue.pop_front();
+    op->complete({}, delivery);
+  } else {
+    state->waiting.push_back(std::move(op));
+  }
+}
+
+void cancel_wait(const std::weak_ptr<subscription>& weak, std::uint64_t id) {
+  auto state = weak.lock();
+  if (!state) return;
+  std::unique_ptr<wait_op> op;
+  std::lock_guard lock(state->mutex);
+  auto found = std::find_if(state->waiting.begin(), state->waiting.end(),
+                            [id](const auto& waiting) { return waiting->id() == id; });
+  if (found == state->waiting.end()) return;
+  op = std::move(*found);
+  state->waiting.erase(found);
+  op->complete(boost::asio::error::operation_aborted, {});
+}
+
+}  // namespace detail
+
+using detail::registry;
+
+notifier::notifier(const executor_type& ex, std::vector<int> signals, error_code& ec)
+    : executor_(ex), state_(std::make_shared<detail::subscription>()) {
+  auto& context = boost::asio::query(executor_, boost::asio::execution::context);
+  boost::asio::use_service<detail::subscription_service>(context).track(state_);
+  registry::get().subscribe(state_, signals, ec);
+  if (ec) registry::get().remove(state_);
+}
+
+notifier::notifier(const executor_type& ex, std::vector<int> signals)
+    : executor_(ex), state_(std::make_shared<detail::subscription>()) {
+  auto& context = boost::asio::query(executor_, boost::asio::execution::context);
+  boost::asio::use_service<detail::subscription_service>(context).track(state_);
+  error_code ec;
+  registry::get().subscribe(state_, signals, ec);
+  if (ec) {
+    registry::get().remove(state_);
+    std::string names;
+    for (int number : signals) names += (names.empty() ? "" : ",") + name(number);
+    throw_error(ec, {"notify", "", "", names, ""});
+  }
+}
+
+notifier::notifier(notifier&& other) noexcept
+    : executor_(std::move(other.executor_)), state_(std::move(other.state_)) {}
+
+notifier& notifier::operator=(notifier&& other) noexcept {
+  if (this != &other) {
+    stop();
+    executor_ = std::move(other.executor_);
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+notifier::~notifier() { stop(); }
+
+void notifier::add(int number, error_code& ec) {
+  if (!state_ || state_->stopped->load()) {
+    ec = boost::asio::error::operation_aborted;
+    return;
+  }
+  registry::get().subscribe(state_, {number}, ec);
+}
+
+void notifier::add(int number) {
+  error_code ec;
+  add(number, ec);
+  if (ec) throw_error(ec, {"notify", "", "", name(number), ""});
+}
+
+void notifier::remove(int number) {
+  if (state_) registry::get().unsubscribe(state_, number);
+}
+
+std::vector<int> notifier::signals() const {
+  if (!state_) return {};
+  return registry::get().signals_of(state_);
+}
+
+void notifier::stop() noexcept {
+  if (!state_) return;
+  registry::get().remove(state_);
+  std::deque<std::unique_ptr<detail::wait_op>> aborted;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stopped->store(true, std::memory_order_release);
+    state_->queue.clear();
+    aborted.swap(state_->waiting);
+    if (!state_->shut_down)
+      for (auto& op : aborted) op->complete(boost::asio::error::operation_aborted, {});
+    state_->ready.notify_all();
+  }
+}
+
+void notifier::cancel() {
+  if (!state_) return;
+  std::deque<std::unique_ptr<detail::wait_op>> aborted;
+  std::lock_guard lock(state_->mutex);
+  aborted.swap(state_->waiting);
+  for (auto& op : aborted) op->complete(boost::asio::error::operation_aborted, {});
+}
+
+std::size_t notifier::dropped() const {
+  if (!state_) return 0;
+  std::lock_guard lock(state_->mutex);
+  return state_->dropped;
+}
+
+namespace {
+
+// One wait of an on_signal loop; each delivery arms the next while the subscription lives.
+void arm(const std::shared_ptr<detail::subscription>& state, const notifier::executor_type& ex,
+         std::shared_ptr<std::function<void(const info&)>> handler) {
+  auto next = [weak = std::weak_ptr<detail::subscription>(state), ex, handler](error_code ec, info got) {
+    if (ec) return;
+    (*handler)(got);
+    if (auto alive = weak.lock()) arm(alive, ex, handler);
+  };
+  detail::start_wait(state, std::make_unique<detail::wait_op_impl<decltype(next), notifier::executor_type>>(
+                                std::move(next), ex, detail::stop_flag(state)));
+}
+
+}  // namespace
+
+void notifier::on_signal(std::function<void(const info&)> handler) {
+  if (state_) arm(state_, executor_, std::make_shared<std::function<void(const info&)>>(std::move(handler)));
+}
+
+info notifier::wait(error_code& ec) {
+  ec = {};
+  if (!state_) {
+    ec = boost::asio::error::operation_aborted;
+    return {};
+  }
+  std::unique_lock lock(state_->mutex);
+  state_->ready.wait(lock, [this] { return state_->stopped->load() || !state_->queue.empty(); });
+  if (state_->queue.empty()) {
+    ec = boost::asio::error::operation_aborted;
+    return {};
+  }
+  info delivery = state_->queue.front();
+  state_->queue.pop_front();
+  return delivery;
+}
+
+info notifier::wait() {
+  error_code ec;
+  info delivery = wait(ec);
+  if (ec) throw_error(ec, {"wait", "", "", "signal", ""});
+  return delivery;
+}
+
+std::optional<info> notifier::wait_for(std::chrono::nanoseconds timeout) {
+  if (!state_) return std::nullopt;
+  std::unique_lock lock(state_->mutex);
+  state_->ready.wait_for(lock, timeout,
+                         [this] { return state_->stopped->load() || !state_->queue.empty(); });
+  if (state_->queue.empty()) return std::nullopt;
+  info delivery = state_->queue.front();
+  state_->queue.pop_front();
+  return delivery;
+}
+
+void ignore(std::vector<int> signals, error_code& ec) { registry::get().ignore(signals, ec); }
+
+void ignore(std::vector<int> signals) {
+  error_code ec;
+  ignore(signals, ec);
+  if (ec) throw_error(ec, {"ignore", "", "", "signal", ""});
+}
+
+void reset(std::vector<int> signals, error_code& ec) { registry::get().reset(signals, ec); }
+
+void reset(std::vector<int> signals) {
+  error_code ec;
+  reset(signals, ec);
+  if (ec) throw_error(ec, {"reset", "", "", "signal", ""});
+}
+
+}  // namespace ipckit::signal

@@ -1,0 +1,309 @@
+// The process-wide signal service. Why signalfd plus a recording handler: see
+// docs/signal.md ("How it works").
+#include "registry.hpp"
+
+#include <ipckit/detail/blocking_call.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
+#include <optional>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ipckit::signal::detail {
+namespace {
+
+// The write end of the pipe the handler records into; set once, before any handler.
+std::atomic<int> handler_pipe{-1};
+
+// Runs only in a thread that has the signal unblocked (all others leave it pending for
+// the signalfd). It records and returns; the reader thread does the rest.
+void record_signal(int, siginfo_t* delivered, void*) {
+  const int saved_errno = errno;
+  // One siginfo_t is smaller than PIPE_BUF, so the write is atomic or fails whole.
+  [[maybe_unused]] ssize_t written = ::write(handler_pipe.load(std::memory_order_relaxed),
+                                             delivered, sizeof *delivered);
+  errno = saved_errno;
+}
+
+// Signals this thread blocked itself (not those it inherited blocked).
+thread_local sigset_t blocked_here{};
+
+bool carries_sender(int number, int code) {
+  return code == SI_USER || code == SI_QUEUE || code == SI_TKILL || code == SI_MESGQ ||
+         (number == SIGCHLD && code > 0);
+}
+
+bool carries_value(int code) {
+  return code == SI_QUEUE || code == SI_TIMER || code == SI_MESGQ || code == SI_ASYNCIO;
+}
+
+info from_signalfd(const signalfd_siginfo& raw) {
+  info out;
+  out.number = static_cast<int>(raw.ssi_signo);
+  out.code = raw.ssi_code;
+  if (carries_sender(out.number, out.code)) {
+    out.sender_pid = static_cast<pid_t>(raw.ssi_pid);
+    out.sender_uid = static_cast<uid_t>(raw.ssi_uid);
+  }
+  if (carries_value(out.code)) out.value = raw.ssi_int;
+  if (out.number == SIGCHLD) out.status = raw.ssi_status;
+  return out;
+}
+
+info from_siginfo(const siginfo_t& raw) {
+  info out;
+  out.number = raw.si_signo;
+  out.code = raw.si_code;
+  if (carries_sender(out.number, out.code)) {
+    out.sender_pid = raw.si_pid;
+    out.sender_uid = raw.si_uid;
+  }
+  if (carries_value(out.code)) out.value = raw.si_value.sival_int;
+  if (out.number == SIGCHLD) out.status = raw.si_status;
+  return out;
+}
+
+sigset_t just(int number) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, number);
+  return set;
+}
+
+}  // namespace
+
+error_code check_subscribable(int number) {
+  if (number <= 0 || number >= NSIG || (number >= 32 && number < SIGRTMIN))
+    return errc::unknown_signal;
+  if (number == SIGKILL || number == SIGSTOP) return errc::uncatchable_signal;
+  if (number == ipckit::detail::interrupt_signal()) return errc::reserved_signal;
+  if (number == SIGSEGV || number == SIGBUS || number == SIGFPE || number == SIGILL)
+    return errc::synchronous_signal;
+  return {};
+}
+
+struct registry::impl {
+  std::mutex mutex;
+  std::vector<std::shared_ptr<subscription>> subscriptions;
+  int subscribers[NSIG] = {};
+  std::optional<struct sigaction> previous[NSIG];  // before its first subscriber
+  std::optional<struct sigaction> original[NSIG];  // before ipckit first changed it
+  sigset_t active;
+  int signal_fd = -1;
+  int pipe_read = -1;
+
+  impl() {
+    sigemptyset(&active);
+    signal_fd = ::signalfd(-1, &active, SFD_CLOEXEC | SFD_NONBLOCK);
+    int fds[2];
+    if (signal_fd < 0 || ::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+      throw system_error(last_error(), "ipckit signal service");
+    // Room for 8192 records where the system allows it (1 MiB is the default cap).
+    ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+    pipe_read = fds[0];
+    handler_pipe.store(fds[1]);
+    // The reader must never take a signal itself: it starts with all of them blocked.
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &before);
+    std::thread([this] { read_forever(); }).detach();
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  }
+
+  void read_forever() {
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {pipe_read, POLLIN, 0}};
+    std::vector<info> batch;
+    for (;;) {
+      if (::poll(fds, 2, -1) < 0) continue;  // EINTR cannot happen (all blocked); be safe
+      batch.clear();
+      signalfd_siginfo from_fd[32];
+      for (ssize_t n; (n = ::read(signal_fd, from_fd, sizeof from_fd)) > 0;)
+        for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_fd); ++i)
+          batch.push_back(from_signalfd(from_fd[i]));
+      siginfo_t from_pipe[32];
+      for (ssize_t n; (n = ::read(pipe_read, from_pipe, sizeof from_pipe)) > 0;)
+        for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_pipe); ++i)
+          batch.push_back(from_siginfo(from_pipe[i]));
+      if (batch.empty()) continue;
+      std::lock_guard lock(mutex);
+      for (const auto& delivery : batch)
+        for (const auto& sub : subscriptions)
+          if (sigismember(&sub->signals, delivery.number)) sub->push(delivery);
+    }
+  }
+
+  void remember_original(int number) {
+    if (original[number]) return;
+    struct sigaction current {};
+    ::sigaction(number, nullptr, &current);
+    original[number] = current;
+  }
+
+  // First subscriber: the handler first (a thread with the signal unblocked records it),
+  // then the signalfd (a pending one is read from it).
+  void activate(int number) {
+    remember_original(number);
+    struct sigaction ours {}, before {};
+    ours.sa_sigaction = record_signal;
+    ours.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&ours.sa_mask);
+    ::sigaction(number, nullptr, &before);
+    if (number == SIGCHLD) {
+      // Keep what the program asked of its children: no stop reports, and auto-reaping
+      // when SIGCHLD was ignored (ignoring it is how a program asks for that).
+      ours.sa_flags |= before.sa_flags & (SA_NOCLDSTOP | SA_NOCLDWAIT);
+      if (!(before.sa_flags & SA_SIGINFO) && before.sa_handler == SIG_IGN) ours.sa_flags |= SA_NOCLDWAIT;
+    }
+    ::sigaction(number, &ours, nullptr);
+    previous[number] = before;
+    sigaddset(&active, number);
+    ::signalfd(signal_fd, &active, 0);
+  }
+
+  // Last subscriber gone: off the signalfd, the previous disposition back, and unblocked
+  // here, so a signal still pending now takes that disposition.
+  void deactivate(int number, bool restore_previous) {
+    sigdelset(&active, number);
+    ::signalfd(signal_fd, &active, 0);
+    if (restore_previous && previous[number]) ::sigaction(number, &*previous[number], nullptr);
+    previous[number].reset();
+    unblock_here(number);
+  }
+
+  void block_here(int number) {
+    sigset_t current;
+    pthread_sigmask(SIG_BLOCK, nullptr, &current);
+    if (sigismember(&current, number)) return;
+    const sigset_t one = just(number);
+    pthread_sigmask(SIG_BLOCK, &one, nullptr);
+    sigaddset(&blocked_here, number);
+  }
+
+  void unblock_here(int number) {
+    if (!sigismember(&blocked_here, number)) return;
+    sigdelset(&blocked_here, number);
+    const sigset_t one = just(number);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  }
+
+  // A thread that blocked a signal whose last subscriber left from another thread.
+  void reconcile() {
+    for (int number = 1; number < NSIG; ++number)
+      if (subscribers[number] == 0 && sigismember(&blocked_here, number)) unblock_here(number);
+  }
+
+  void add(subscription& sub, int number) {
+    if (!sigismember(&sub.signals, number)) {
+      sigaddset(&sub.signals, number);
+      if (subscribers[number]++ == 0) activate(number);
+    }
+    block_here(number);
+  }
+
+  void drop(subscription& sub, int number) {
+    if (!sigismember(&sub.signals, number)) return;
+    sigdelset(&sub.signals, number);
+    if (--subscribers[number] == 0) deactivate(number, true);
+  }
+
+  // ignore/reset: every subscription loses the signal, no previous disposition to restore.
+  void drop_everywhere(int number) {
+    for (const auto& sub : subscriptions) sigdelset(&sub->signals, number);
+    if (subscribers[number] > 0) {
+      subscribers[number] = 0;
+      deactivate(number, false);
+    }
+  }
+};
+
+registry& registry::get() {
+  static registry* instance = new registry;  // never destroyed: its thread never ends
+  return *instance;
+}
+
+registry::registry() : impl_(new impl) {}
+
+void registry::subscribe(const std::shared_ptr<subscription>& sub, const std::vector<int>& signals,
+                         error_code& ec) {
+  ec = {};
+  for (int number : signals)
+    if ((ec = check_subscribable(number))) return;
+  std::lock_guard lock(impl_->mutex);
+  impl_->reconcile();
+  if (!sub->registered) {
+    impl_->subscriptions.push_back(sub);
+    sub->registered = true;
+  }
+  for (int number : signals) impl_->add(*sub, number);
+}
+
+void registry::unsubscribe(const std::shared_ptr<subscription>& sub, int number) {
+  if (number <= 0 || number >= NSIG) return;
+  std::lock_guard lock(impl_->mutex);
+  impl_->drop(*sub, number);
+  impl_->reconcile();
+}
+
+void registry::remove(const std::shared_ptr<subscription>& sub) {
+  std::lock_guard lock(impl_->mutex);
+  if (!sub->registered) return;
+  for (int number = 1; number < NSIG; ++number) impl_->drop(*sub, number);
+  std::erase(impl_->subscriptions, sub);
+  sub->registered = false;
+  impl_->reconcile();
+}
+
+std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<int> out;
+  for (int number = 1; number < NSIG; ++number)
+    if (sigismember(&sub->signals, number)) out.push_back(number);
+  return out;
+}
+
+void registry::ignore(const std::vector<int>& signals, error_code& ec) {
+  ec = {};
+  for (int number : signals) {
+    ec = check_subscribable(number);
+    if (ec == errc::synchronous_signal) ec = {};
+    if (ec) return;
+  }
+  std::lock_guard lock(impl_->mutex);
+  struct sigaction ignore_it {};
+  ignore_it.sa_handler = SIG_IGN;
+  sigemptyset(&ignore_it.sa_mask);
+  for (int number : signals) {
+    impl_->remember_original(number);
+    impl_->drop_everywhere(number);
+    ::sigaction(number, &ignore_it, nullptr);
+    impl_->unblock_here(number);
+  }
+  impl_->reconcile();
+}
+
+void registry::reset(const std::vector<int>& signals, error_code& ec) {
+  ec = {};
+  for (int number : signals) {
+    ec = check_subscribable(number);
+    if (ec == errc::synchronous_signal) ec = {};
+    if (ec) return;
+  }
+  std::lock_guard lock(impl_->mutex);
+  std::vector<int> chosen = signals;
+  if (chosen.empty())
+    for (int number = 1; number < NSIG; ++number)
+      if (impl_->original[number]) chosen.push_back(number);
+  for (int number : chosen) {
+    impl_->drop_everywhere(number);
+    if (impl_->original[number]) ::sigaction(number, &*impl_->original[number], nullptr);
+    impl_->unblock_here(number);
+  }
+  impl_->reconcile();
+}
+
+}  // namespace ipckit::signal::detail

@@ -1,0 +1,40 @@
+// The process-wide signal service: dispositions, masks, the signalfd and its reader
+// thread, and the list of subscriptions every delivery is fanned out to.
+#pragma once
+
+#include "subscription.hpp"
+
+#include <vector>
+
+namespace ipckit::signal::detail {
+
+/// Is `number` something a notifier may subscribe to? (errc otherwise)
+error_code check_subscribable(int number);
+
+class registry {
+ public:
+  /// The one instance, created on first use and never destroyed (its reader thread
+  /// runs for the life of the process).
+  static registry& get();
+
+  /// Adds `signals` to the subscription (registering it on first use).
+  void subscribe(const std::shared_ptr<subscription>& sub, const std::vector<int>& signals,
+                 error_code& ec);
+  void unsubscribe(const std::shared_ptr<subscription>& sub, int number);
+  /// Unsubscribes from everything; no push() reaches it after this returns.
+  void remove(const std::shared_ptr<subscription>& sub);
+  std::vector<int> signals_of(const std::shared_ptr<subscription>& sub);
+
+  void ignore(const std::vector<int>& signals, error_code& ec);
+  void reset(const std::vector<int>& signals, error_code& ec);
+
+  registry(const registry&) = delete;
+  registry& operator=(const registry&) = delete;
+
+ private:
+  registry();
+  struct impl;
+  impl* impl_;
+};
+
+}  // namespace ipckit::signal::detail

@@ -1,0 +1,225 @@
+// Real signals from other processes: who sent them, values, coalescing, order, fan-out.
+#include <ipckit/signal.hpp>
+
+#include "signal_test_util.hpp"
+
+#include <gmock/gmock.h>
+
+#include <csignal>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace {
+
+namespace signal = ipckit::signal;
+using ipckit::error_code;
+using ipckit::test::helper_path;
+using ipckit::test::next_delivery;
+using ipckit::test::peer_process;
+using namespace std::chrono_literals;
+
+std::string arg(int number) { return std::to_string(number); }
+
+TEST(signal_delivery, kill_from_a_child_carries_its_pid_and_uid) {
+  boost::asio::io_context io;
+  signal::notifier usr1(io, {SIGUSR1});
+  peer_process child({helper_path(), "signals-to-parent", "kill:USR1"});
+  auto got = next_delivery(io, usr1);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->number, SIGUSR1);
+  EXPECT_EQ(got->sender_pid, child.pid());
+  EXPECT_EQ(got->sender_uid, ::getuid());
+  EXPECT_EQ(signal::code_name(*got), "user");
+  EXPECT_FALSE(got->value);
+  EXPECT_EQ(child.wait(), 0);
+}
+
+TEST(signal_delivery, sigqueue_value_arrives_with_the_signal) {
+  boost::asio::io_context io;
+  signal::notifier rt(io, {SIGRTMIN + 2});
+  peer_process child({helper_path(), "signals-to-parent", "queue:RTMIN+2:-12345"});
+  auto got = next_delivery(io, rt);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->number, SIGRTMIN + 2);
+  EXPECT_EQ(got->sender_pid, child.pid());
+  EXPECT_EQ(got->sender_uid, ::getuid());
+  EXPECT_EQ(signal::code_name(*got), "queue");
+  EXPECT_EQ(got->value, -12345);
+  EXPECT_EQ(child.wait(), 0);
+}
+
+TEST(signal_delivery, kill_command_as_a_peer) {
+  boost::asio::io_context io;
+  signal::notifier both(io, {SIGUSR2, SIGRTMIN + 3});
+  peer_process plain({"kill", "-s", "USR2", arg(::getpid())});
+  auto got = next_delivery(io, both);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->number, SIGUSR2);
+  EXPECT_EQ(got->sender_pid, plain.pid());
+  EXPECT_EQ(plain.wait(), 0);
+  // procps kill -q: sigqueue with a value.
+  peer_process queued({"kill", "-q", "77", "-s", "RTMIN+3", arg(::getpid())});
+  got = next_delivery(io, both);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->number, SIGRTMIN + 3);
+  EXPECT_EQ(got->sender_pid, queued.pid());
+  EXPECT_EQ(got->value, 77);
+  EXPECT_EQ(queued.wait(), 0);
+}
+
+// Collects deliveries until one of `last` arrives.
+std::vector<signal::info> collect_until(boost::asio::io_context& io, signal::notifier& from, int last) {
+  std::vector<signal::info> all;
+  while (auto got = next_delivery(io, from)) {
+    all.push_back(*got);
+    if (got->number == last) break;
+  }
+  return all;
+}
+
+TEST(signal_delivery, five_blocked_sigusr1_coalesce) {
+  boost::asio::io_context io;
+  signal::notifier watching(io, {SIGUSR1, SIGRTMIN});
+  // Nobody waits while the child sends: the five are pending together. The queued
+  // marker is sent last and numbered above SIGUSR1, so it is dequeued after them.
+  peer_process child({helper_path(), "signals-to-parent", "kill:USR1", "kill:USR1", "kill:USR1",
+                      "kill:USR1", "kill:USR1", "queue:RTMIN:99"});
+  ASSERT_EQ(child.wait(), 0);
+  auto all = collect_until(io, watching, SIGRTMIN);
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all.back().value, 99);
+  EXPECT_EQ(std::count_if(all.begin(), all.end(), [](auto& i) { return i.number == SIGUSR1; }), 1);
+}
+
+TEST(signal_delivery, five_queued_sigrtmin_arrive_as_five_in_order) {
+  boost::asio::io_context io;
+  signal::notifier rt(io, {SIGRTMIN});
+  peer_process child({helper_path(), "signals-to-parent", "queue:RTMIN:1", "queue:RTMIN:2",
+                      "queue:RTMIN:3", "queue:RTMIN:4", "queue:RTMIN:5"});
+  const pid_t sender = child.pid();
+  ASSERT_EQ(child.wait(), 0);  // all five pending before the first wait
+  for (int expected = 1; expected <= 5; ++expected) {
+    auto got = next_delivery(io, rt);
+    ASSERT_TRUE(got) << expected;
+    EXPECT_EQ(got->value, expected);
+    EXPECT_EQ(got->sender_pid, sender);
+  }
+  EXPECT_EQ(rt.dropped(), 0u);
+}
+
+TEST(signal_delivery, two_subscriptions_both_receive) {
+  boost::asio::io_context io;
+  signal::notifier first(io, {SIGUSR1});
+  signal::notifier second(io, {SIGUSR1, SIGUSR2});
+  peer_process child({helper_path(), "signals-to-parent", "kill:USR1"});
+  auto a = next_delivery(io, first);
+  auto b = next_delivery(io, second);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(a->sender_pid, child.pid());
+  EXPECT_EQ(b->sender_pid, child.pid());
+  EXPECT_EQ(b->number, SIGUSR1);
+}
+
+TEST(signal_delivery, a_subscriber_that_never_waits_does_not_hold_up_another) {
+  boost::asio::io_context io;
+  signal::notifier idle(io, {SIGRTMIN + 1});
+  signal::notifier busy(io, {SIGRTMIN + 1});
+  for (int i = 1; i <= 50; ++i) {
+    signal::queue(::getpid(), SIGRTMIN + 1, i);
+    auto got = next_delivery(io, busy);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->value, i);
+  }
+  for (int i = 1; i <= 50; ++i) {
+    auto queued = idle.wait_for(1s);
+    ASSERT_TRUE(queued) << i;
+    EXPECT_EQ(queued->value, i);
+  }
+}
+
+TEST(signal_delivery, stop_while_signals_arrive_loses_none_and_delivers_nothing_after) {
+  constexpr int total = 300;
+  boost::asio::io_context io;
+  signal::notifier keeper(io, {SIGRTMIN + 1});
+  signal::notifier quitter(io, {SIGRTMIN + 1});
+  std::vector<int> kept, quit;
+  bool quitter_stopped = false, delivered_after_stop = false, quitter_done = false;
+  std::function<void(error_code, signal::info)> on_quitter = [&](error_code ec, signal::info got) {
+    if (ec) {
+      quitter_done = true;
+      return;
+    }
+    if (quitter_stopped) delivered_after_stop = true;
+    quit.push_back(*got.value);
+    quitter.async_wait(on_quitter);
+  };
+  std::function<void(error_code, signal::info)> on_keeper = [&](error_code ec, signal::info got) {
+    if (ec) return;
+    kept.push_back(*got.value);
+    // Stop the other one mid-stream, from the same loop: its completions already posted
+    // must turn into operation_aborted.
+    if (kept.size() == 100) {
+      quitter.stop();
+      quitter_stopped = true;
+    }
+    if (kept.size() < total) keeper.async_wait(on_keeper);
+  };
+  keeper.async_wait(on_keeper);
+  quitter.async_wait(on_quitter);
+  std::vector<std::string> argv{helper_path(), "signals-to-parent"};
+  for (int i = 1; i <= total; ++i) argv.push_back("queue:RTMIN+1:" + std::to_string(i));
+  peer_process child(argv);
+  ASSERT_TRUE(ipckit::test::run_until(io, [&] { return kept.size() == total && quitter_done; }));
+  EXPECT_EQ(child.wait(), 0);
+  for (int i = 0; i < total; ++i) ASSERT_EQ(kept[i], i + 1);
+  EXPECT_EQ(keeper.dropped(), 0u);
+  EXPECT_FALSE(delivered_after_stop);
+  for (std::size_t i = 0; i < quit.size(); ++i) ASSERT_EQ(quit[i], static_cast<int>(i) + 1);
+  EXPECT_LE(quit.size(), 100u);
+}
+
+TEST(signal_delivery, subscribing_to_sigchld_leaves_reaping_to_waitpid) {
+  boost::asio::io_context io;
+  signal::notifier children(io, {SIGCHLD});
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attributes, &empty);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  std::string helper = helper_path();
+  std::vector<char*> argv{helper.data(), const_cast<char*>("exit"), const_cast<char*>("7"), nullptr};
+  pid_t pid = -1;
+  ASSERT_EQ(::posix_spawn(&pid, helper.c_str(), nullptr, &attributes, argv.data(), environ), 0);
+  posix_spawnattr_destroy(&attributes);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  auto got = next_delivery(io, children);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->number, SIGCHLD);
+  EXPECT_EQ(got->sender_pid, pid);
+  EXPECT_EQ(signal::code_name(*got), "exited");
+  EXPECT_EQ(got->status, 7);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(signal_delivery, send_group_reaches_a_process_group) {
+  // setsid(1) makes the helper a group leader of its own (same pid, as it is not one yet).
+  peer_process child({"setsid", helper_path(), "signal-count-then-stop", "USR1", "1"});
+  ASSERT_EQ(child.read_line(), "ready");
+  ASSERT_EQ(::getpgid(child.pid()), child.pid());
+  signal::send_group(child.pid(), SIGUSR1);
+  EXPECT_EQ(child.read_line(), "got 1 from " + std::to_string(::getpid()));
+  EXPECT_EQ(child.read_line(), "stopped");
+}
+
+}  // namespace
