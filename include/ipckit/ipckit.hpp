@@ -5,3 +5,6 @@
 #include <ipckit/error.hpp>
 #include <ipckit/event_loop.hpp>
 #include <ipckit/unique_fd.hpp>
+#include <ipckit/file_lock.hpp>
+#include <ipckit/message_queue.hpp>
+#include <ipckit/semaphore.hpp>
