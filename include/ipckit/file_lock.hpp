@@ -73,7 +73,8 @@ struct async_file_lock_op {
     auto call = [state = state, mode = mode](const interrupt_token& token, error_code& ec) {
       return file_lock_acquire(*state, mode, true, &token, ec);
     };
-    async_run_blocking<bool>(executor, std::move(call), std::move(self));
+    auto ex = executor;  // `self` owns *this; it is moved below
+    async_run_blocking<bool>(ex, std::move(call), std::move(self));
   }
 
   template <class Self>

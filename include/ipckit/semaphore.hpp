@@ -73,7 +73,8 @@ struct async_take_op {
   void operator()(Self& self) {
     self.reset_cancellation_state(boost::asio::enable_total_cancellation());
     auto call = take;
-    async_run_blocking<bool>(executor, std::move(call), std::move(self));
+    auto ex = executor;  // `self` owns *this; it is moved below
+    async_run_blocking<bool>(ex, std::move(call), std::move(self));
   }
 
   template <class Self>

@@ -10,10 +10,10 @@
 #include <cerrno>
 #include <csignal>
 #include <iostream>
-#include <spawn.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/wait.h>
-
-extern char** environ;
 
 namespace ipckit::cli {
 namespace {
@@ -21,38 +21,62 @@ namespace {
 constexpr int exit_not_found = 127;
 
 // The command starts without a shell, with an empty signal mask and default
-// dispositions, whatever this process inherited. The lock's descriptor is close-on-exec:
-// the lock is ours, held until the command exits, not the command's to pass on.
+// dispositions, whatever this process inherited. Not posix_spawn: glibc's leaves its two
+// internal signals (32, 33) ignored in the child when this process has handlers for
+// them, and ignored dispositions survive exec. The raw system calls reset every signal.
+// The lock's descriptor is close-on-exec: the lock is ours, held until the command
+// exits, not the command's to pass on.
+[[noreturn]] void exec_child(char** argv, int report_fd) {
+  struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+  } default_action{SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig <= 64; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, &default_action, nullptr, 8);
+  unsigned long empty_mask = 0;
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, 8);
+  ::execvp(argv[0], argv);
+  const int error = errno;
+  [[maybe_unused]] auto ignored = ::write(report_fd, &error, sizeof error);
+  ::_exit(exit_not_found);
+}
+
 int run_command(const std::vector<std::string>& command) {
   std::vector<char*> argv;
   for (const auto& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t empty, all;
-  sigemptyset(&empty);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attributes, &empty);
-  posix_spawnattr_setsigdefault(&attributes, &all);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  const int error = ::posix_spawnp(&pid, argv[0], nullptr, &attributes, argv.data(), environ);
-  posix_spawnattr_destroy(&attributes);
-  if (error == ENOENT) {
-    std::cerr << "ipckit lock: exec: \"" << command[0] << "\": executable file not found in $PATH\n";
-    return exit_not_found;
+  // exec's failure comes back on a close-on-exec pipe: nothing read means it ran.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) throw_error(last_error(), {"exec", "", "", command[0], "pipe2"});
+  const pid_t pid = ::fork();
+  if (pid == 0) exec_child(argv.data(), report[1]);
+  const int fork_error = errno;
+  ::close(report[1]);
+  if (pid < 0) {
+    ::close(report[0]);
+    throw_error(error_code(fork_error, boost::system::system_category()), {"exec", "", "", command[0], "fork"});
   }
-  if (error != 0) {
-    std::cerr << "ipckit lock: exec: \"" << command[0] << "\": "
-              << error_text(error_code(error, boost::system::system_category())) << '\n';
-    return exit_not_found;
-  }
+  int error = 0;
+  ssize_t n;
+  do n = ::read(report[0], &error, sizeof error);
+  while (n < 0 && errno == EINTR);
+  ::close(report[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) {
       std::cerr << "ipckit lock: wait: " << error_text(last_error()) << '\n';
       return exit_failure;
     }
+  }
+  if (n == sizeof error) {
+    if (error == ENOENT)
+      std::cerr << "ipckit lock: exec: \"" << command[0] << "\": executable file not found in $PATH\n";
+    else
+      std::cerr << "ipckit lock: exec: \"" << command[0] << "\": "
+                << error_text(error_code(error, boost::system::system_category())) << '\n';
+    return exit_not_found;
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

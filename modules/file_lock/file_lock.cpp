@@ -204,10 +204,7 @@ bool file_lock::try_lock(lock_mode mode) {
 
 bool file_lock::try_lock_for(std::chrono::nanoseconds timeout, lock_mode mode, error_code& ec) {
   if (timeout <= std::chrono::nanoseconds::zero()) return try_lock(mode, ec);
-  if (!state_) {
-    ec = errc::closed;
-    return false;
-  }
+  if (try_lock(mode, ec) || ec) return !ec;
   // The kernel has no timed flock: the wait runs on the worker pool of a private
   // context and a timer interrupts it, as async_lock with a deadline would.
   boost::asio::io_context io;
