@@ -101,9 +101,9 @@ struct async_file_lock_op {
 /// std::shared_lock are its RAII guards; destroying or closing it releases the lock.
 /// Two file_lock objects on the same path conflict with each other even in one process.
 ///
-/// Thread safety: as an Asio I/O object: one operation at a time per object. An
-/// async_lock must be complete (or cancelled and complete) before the object is
-/// destroyed or closed.
+/// Thread safety: as an Asio I/O object: one operation at a time per object. Closing
+/// or destroying it while an async_lock waits is allowed: the descriptor stays open
+/// until that wait completes (cancel it to make that prompt).
 class file_lock {
  public:
   using executor_type = boost::asio::any_io_executor;

@@ -70,7 +70,8 @@ struct message {
 /// async_receive: Asio async operations, cancellable, every completion token).
 ///
 /// Thread safety: as an Asio I/O object (distinct objects: safe; one object: one
-/// operation of each direction at a time, from one thread).
+/// operation of each direction at a time, from one thread). The object must not be
+/// moved or destroyed while an async operation is pending.
 class message_queue {
  public:
   using executor_type = boost::asio::any_io_executor;
