@@ -226,7 +226,8 @@ class sysv_semaphore {
 /// An eventfd in semaphore mode: each wait takes one unit. For related processes (pass
 /// native_handle() to a child); pollable, so async_wait runs on the loop itself.
 ///
-/// Thread safety: as an Asio I/O object.
+/// Thread safety: as an Asio I/O object; not moved or destroyed while async_wait is
+/// pending.
 class event_semaphore {
  public:
   using executor_type = boost::asio::any_io_executor;
