@@ -7,3 +7,6 @@
 #include <ipckit/unique_fd.hpp>
 #include <ipckit/message.hpp>
 #include <ipckit/signal.hpp>
+#include <ipckit/file_lock.hpp>
+#include <ipckit/message_queue.hpp>
+#include <ipckit/semaphore.hpp>

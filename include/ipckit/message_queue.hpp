@@ -1,0 +1,222 @@
+// message_queue: POSIX message queues on the event loop.
+//
+// On Linux an mqd_t is a file descriptor that poll/epoll report ready, so the async
+// operations wait on the loop itself (no worker threads): readiness, then a
+// non-blocking mq_send/mq_receive, again if another process was faster.
+#pragma once
+
+#include <ipckit/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+namespace ipckit {
+
+/// Errors of the message_queue module (too-large messages are ipckit::errc::message_too_large;
+/// a full queue on try_send is boost::asio::error::would_block).
+enum class message_queue_errc {
+  invalid_name = 1,  ///< not "/name" with no other slash, 1–255 characters after it
+  buffer_too_small,  ///< a receive buffer shorter than the queue's message size
+  not_owner,         ///< the queue exists and belongs to another user
+};
+const boost::system::error_category& message_queue_category() noexcept;
+error_code make_error_code(message_queue_errc e) noexcept;
+
+/// Is `name` a valid queue (or named semaphore) name: "/" then 1–255 characters, no "/"?
+bool valid_ipc_name(std::string_view name) noexcept;
+
+struct message_queue_attributes {
+  long max_messages = 10;   ///< the kernel's default limit (fs.mqueue.msg_max) is 10
+  long message_size = 8192;
+  long current_messages = 0;  ///< read back by attributes(); ignored by create
+};
+
+struct message_queue_options {
+  message_queue_attributes attributes{};
+  mode_t mode = 0600;
+  /// Fail with "file exists" if the queue exists already.
+  bool exclusive = false;
+  /// Refuse a queue that exists and belongs to another user (message_queue_errc::not_owner).
+  /// create() always checks; open() checks only when asked.
+  bool require_owner = false;
+};
+
+/// One received message's size and priority.
+struct received_message {
+  std::size_t size = 0;
+  unsigned priority = 0;
+};
+
+/// A whole received message, from receive() without a buffer.
+struct message {
+  std::string data;
+  unsigned priority = 0;
+};
+
+/// A handle to a POSIX message queue. Sends and receives block the calling thread
+/// (send/receive, with an optional timeout) or run on the loop (async_send,
+/// async_receive: Asio async operations, cancellable, every completion token).
+///
+/// Thread safety: as an Asio I/O object (distinct objects: safe; one object: one
+/// operation of each direction at a time, from one thread). The object must not be
+/// moved or destroyed while an async operation is pending.
+class message_queue {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  explicit message_queue(const executor_type& ex) : descriptor_(ex) {}
+  template <class Context>
+    requires requires(Context& c) { executor_type(c.get_executor()); }
+  explicit message_queue(Context& context) : descriptor_(executor_type(context.get_executor())) {}
+
+  message_queue(message_queue&&) noexcept = default;
+  message_queue& operator=(message_queue&&) noexcept = default;
+
+  executor_type get_executor() noexcept { return descriptor_.get_executor(); }
+
+  /// Creates the queue (or opens it if it exists and is ours, unless exclusive).
+  /// An existing queue of another owner is refused with not_owner.
+  void create(std::string_view name, const message_queue_options& options, error_code& ec);
+  void create(std::string_view name, const message_queue_options& options = {});
+  /// Opens an existing queue for sending and receiving.
+  void open(std::string_view name, const message_queue_options& options, error_code& ec);
+  void open(std::string_view name, const message_queue_options& options = {});
+
+  bool is_open() const noexcept { return descriptor_.is_open(); }
+  void close() noexcept;
+  const std::string& name() const noexcept { return name_; }
+  int native_handle() noexcept { return descriptor_.native_handle(); }
+
+  /// The queue's limits and how many messages it holds now.
+  message_queue_attributes attributes(error_code& ec);
+  message_queue_attributes attributes();
+  /// The queue's owner uid and mode bits (from fstat on the descriptor).
+  uid_t owner(error_code& ec);
+  mode_t mode(error_code& ec);
+
+  /// Sends, blocking while the queue is full; with a timeout, errc::timeout when it
+  /// passes. A message over the queue's message size is errc::message_too_large.
+  void send(boost::asio::const_buffer message, unsigned priority, error_code& ec);
+  void send(boost::asio::const_buffer message, unsigned priority = 0);
+  void send_for(boost::asio::const_buffer message, unsigned priority,
+                std::chrono::nanoseconds timeout, error_code& ec);
+  void send_for(boost::asio::const_buffer message, unsigned priority, std::chrono::nanoseconds timeout);
+  /// Sends if there is room now; otherwise boost::asio::error::would_block (the
+  /// throwing form returns false instead).
+  void try_send(boost::asio::const_buffer message, unsigned priority, error_code& ec);
+  bool try_send(boost::asio::const_buffer message, unsigned priority = 0);
+
+  /// Receives the highest-priority oldest message into `buffer`, which must be at least
+  /// the queue's message size (message_queue_errc::buffer_too_small).
+  received_message receive(boost::asio::mutable_buffer buffer, error_code& ec);
+  received_message receive(boost::asio::mutable_buffer buffer);
+  received_message receive_for(boost::asio::mutable_buffer buffer, std::chrono::nanoseconds timeout,
+                               error_code& ec);
+  received_message receive_for(boost::asio::mutable_buffer buffer, std::chrono::nanoseconds timeout);
+  /// Receives if a message is there now; otherwise would_block (throwing form: nullopt).
+  received_message try_receive(boost::asio::mutable_buffer buffer, error_code& ec);
+  std::optional<received_message> try_receive(boost::asio::mutable_buffer buffer);
+  /// Receives into a string of the queue's message size.
+  message receive();
+  std::optional<message> receive_for(std::chrono::nanoseconds timeout);
+
+  /// Sends on the loop: waits for room, then sends. Completes with void(error_code).
+  /// The message bytes must stay valid until completion.
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_send(boost::asio::const_buffer message, unsigned priority,
+                  CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    return boost::asio::async_compose<CompletionToken, void(error_code)>(
+        send_op{this, message, priority, false}, token, descriptor_);
+  }
+
+  /// Receives on the loop. Completes with void(error_code, received_message).
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_receive(boost::asio::mutable_buffer buffer,
+                     CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    return boost::asio::async_compose<CompletionToken, void(error_code, received_message)>(
+        receive_op{this, buffer, false}, token, descriptor_);
+  }
+
+  /// Cancels pending async operations (they complete with operation_aborted).
+  void cancel() { descriptor_.cancel(); }
+
+  /// Removes the name; processes that have the queue open keep using it.
+  static void unlink(std::string_view name, error_code& ec);
+  static void unlink(std::string_view name);
+
+ private:
+  struct send_op {
+    message_queue* queue;
+    boost::asio::const_buffer message;
+    unsigned priority;
+    bool waited;
+    template <class Self>
+    void operator()(Self& self, error_code ec = {}) {
+      if (!ec) {
+        queue->try_send(message, priority, ec);
+        // A first try that found no room, or a wake-up another sender won: wait again.
+        if (ec == boost::asio::error::would_block) {
+          waited = true;
+          queue->descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_write, std::move(self));
+          return;
+        }
+      }
+      if (!waited) {
+        // Complete through the executor, never inside the initiating call.
+        waited = true;
+        boost::asio::post(queue->descriptor_.get_executor(),
+                          [self = std::move(self), ec]() mutable { self.complete(ec); });
+        return;
+      }
+      self.complete(ec);
+    }
+  };
+
+  struct receive_op {
+    message_queue* queue;
+    boost::asio::mutable_buffer buffer;
+    bool waited;
+    template <class Self>
+    void operator()(Self& self, error_code ec = {}) {
+      received_message got;
+      if (!ec) {
+        got = queue->try_receive(buffer, ec);
+        if (ec == boost::asio::error::would_block) {
+          waited = true;
+          queue->descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_read, std::move(self));
+          return;
+        }
+      }
+      if (!waited) {
+        waited = true;
+        boost::asio::post(queue->descriptor_.get_executor(),
+                          [self = std::move(self), ec, got]() mutable { self.complete(ec, got); });
+        return;
+      }
+      self.complete(ec, got);
+    }
+  };
+
+  void fail(const error_code& ec, std::string_view op, std::string_view syscall) const;
+
+  boost::asio::posix::stream_descriptor descriptor_;
+  std::string name_;
+  long message_size_ = 0;
+};
+
+}  // namespace ipckit
+
+template <>
+struct boost::system::is_error_code_enum<ipckit::message_queue_errc> : std::true_type {};

@@ -1,0 +1,304 @@
+// Semaphores: POSIX named (sem_open), System V with SEM_UNDO, and eventfd.
+//
+// What happens when a holder dies decides which to use (docs/semaphore.md):
+//   named_semaphore  a unit taken by a process that is killed stays taken (leaks);
+//   sysv_semaphore   every operation uses SEM_UNDO: the kernel gives a dead process's
+//                    units back (and takes back what it posted);
+//   event_semaphore  an eventfd shared by related processes; a dead holder's unit leaks,
+//                    but waiting on it is pollable, so it runs on the loop itself.
+// sem_wait and semop cannot be polled: their async waits run on the worker pool and are
+// cancelled by interrupting the blocked call.
+#pragma once
+
+#include <ipckit/detail/blocking_call.hpp>
+#include <ipckit/error.hpp>
+#include <ipckit/unique_fd.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <semaphore.h>
+#include <sys/types.h>
+
+namespace ipckit {
+
+enum class semaphore_errc {
+  invalid_name = 1,  ///< not "/name" with no other slash, 1–251 characters after it
+  value_too_large,   ///< over SEM_VALUE_MAX (or 32767 for System V)
+};
+const boost::system::error_category& semaphore_category() noexcept;
+error_code make_error_code(semaphore_errc e) noexcept;
+
+struct semaphore_options {
+  mode_t mode = 0600;
+  /// Fail with "file exists" if it exists already.
+  bool exclusive = false;
+};
+
+namespace detail {
+
+struct named_semaphore_state {
+  sem_t* sem = nullptr;
+  std::string name;
+  named_semaphore_state() = default;
+  named_semaphore_state(const named_semaphore_state&) = delete;
+  named_semaphore_state& operator=(const named_semaphore_state&) = delete;
+  ~named_semaphore_state();
+};
+
+bool named_semaphore_take(const named_semaphore_state& state, const interrupt_token* token, error_code& ec);
+void named_semaphore_give(const named_semaphore_state& state, error_code& ec);
+bool sysv_semaphore_take(int id, const interrupt_token* token, error_code& ec);
+void sysv_semaphore_give(int id, error_code& ec);
+
+// Takes a unit on the worker pool. A unit taken just as the wait is cancelled is given
+// back, so operation_aborted always means no unit was taken.
+template <class Take, class GiveBack>
+struct async_take_op {
+  boost::asio::any_io_executor executor;
+  Take take;
+  GiveBack give_back;
+
+  template <class Self>
+  void operator()(Self& self) {
+    self.reset_cancellation_state(boost::asio::enable_total_cancellation());
+    auto call = take;
+    auto ex = executor;  // `self` owns *this; it is moved below
+    async_run_blocking<bool>(ex, std::move(call), std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, bool taken) {
+    if (taken && ec) give_back();
+    self.complete(ec);
+  }
+};
+
+}  // namespace detail
+
+/// A POSIX named semaphore ("/name", in /dev/shm). Kernel-persistent until unlinked.
+///
+/// Thread safety: post, wait and value may be called from any thread at once.
+/// Destroying the object while an async_wait is pending is allowed: the wait keeps the
+/// semaphore mapped until it completes.
+class named_semaphore {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  explicit named_semaphore(const executor_type& ex) : executor_(ex) {}
+  template <class Context>
+    requires requires(Context& c) { executor_type(c.get_executor()); }
+  explicit named_semaphore(Context& context) : executor_(context.get_executor()) {}
+
+  executor_type get_executor() const noexcept { return executor_; }
+
+  /// Creates it with `value` units (opens it, value unchanged, if it exists and not
+  /// exclusive). The mode is applied exactly, whatever the umask.
+  void create(std::string_view name, unsigned value, const semaphore_options& options, error_code& ec);
+  void create(std::string_view name, unsigned value = 0, const semaphore_options& options = {});
+  void open(std::string_view name, error_code& ec);
+  void open(std::string_view name);
+  bool is_open() const noexcept { return state_ != nullptr; }
+  void close() noexcept { state_.reset(); }
+  const std::string& name() const noexcept;
+
+  void post(error_code& ec);
+  void post();
+  /// Blocks the calling thread until a unit is taken.
+  void wait(error_code& ec);
+  void wait();
+  bool try_wait(error_code& ec);
+  bool try_wait();
+  /// False when `timeout` passed first (measured on the monotonic clock).
+  bool wait_for(std::chrono::nanoseconds timeout, error_code& ec);
+  bool wait_for(std::chrono::nanoseconds timeout);
+  int value(error_code& ec);
+  int value();
+
+  /// Waits on the worker pool; completes with void(error_code) on the loop.
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_wait(CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    auto state = state_;
+    auto take = [state](const detail::interrupt_token& t, error_code& ec) {
+      if (!state) {
+        ec = errc::closed;
+        return false;
+      }
+      return detail::named_semaphore_take(*state, &t, ec);
+    };
+    auto give_back = [state] {
+      error_code ignored;
+      detail::named_semaphore_give(*state, ignored);
+    };
+    return boost::asio::async_compose<CompletionToken, void(error_code)>(
+        detail::async_take_op<decltype(take), decltype(give_back)>{executor_, take, give_back}, token,
+        executor_);
+  }
+
+  static void unlink(std::string_view name, error_code& ec);
+  static void unlink(std::string_view name);
+
+ private:
+  [[noreturn]] void fail(const error_code& ec, std::string_view op, std::string_view syscall) const;
+  executor_type executor_;
+  std::shared_ptr<detail::named_semaphore_state> state_;
+};
+
+/// A System V semaphore (a set of one). Every wait and post uses SEM_UNDO: when a
+/// process exits, however it exits, the kernel reverts what it did, so a killed holder's
+/// units come back. The flip side: a process that posts without having waited and then
+/// exits has its post taken back too; for producer/consumer counting use
+/// named_semaphore or event_semaphore. The initial value is set without undo.
+///
+/// Thread safety: post, wait and value may be called from any thread at once.
+class sysv_semaphore {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  explicit sysv_semaphore(const executor_type& ex) : executor_(ex) {}
+  template <class Context>
+    requires requires(Context& c) { executor_type(c.get_executor()); }
+  explicit sysv_semaphore(Context& context) : executor_(context.get_executor()) {}
+
+  executor_type get_executor() const noexcept { return executor_; }
+
+  /// A key for `path` (which must exist) and a project id, as ftok(3).
+  static key_t make_key(const std::filesystem::path& path, int project_id, error_code& ec);
+  static key_t make_key(const std::filesystem::path& path, int project_id);
+
+  /// Creates a set under `key` (IPC_PRIVATE: a new set only its id reaches) with
+  /// `value` units; opens it unchanged if it exists and not exclusive.
+  void create(key_t key, unsigned value, const semaphore_options& options, error_code& ec);
+  void create(key_t key, unsigned value = 0, const semaphore_options& options = {});
+  void open(key_t key, error_code& ec);
+  void open(key_t key);
+  /// Uses the set whose id another process passed us.
+  void attach(int id, error_code& ec);
+  void attach(int id);
+  int id() const noexcept { return id_; }
+  bool is_open() const noexcept { return id_ >= 0; }
+
+  void post(error_code& ec);
+  void post();
+  void wait(error_code& ec);
+  void wait();
+  bool try_wait(error_code& ec);
+  bool try_wait();
+  bool wait_for(std::chrono::nanoseconds timeout, error_code& ec);
+  bool wait_for(std::chrono::nanoseconds timeout);
+  int value(error_code& ec);
+  int value();
+  /// IPC_RMID: removes the set now; waiters fail with EIDRM.
+  void remove(error_code& ec);
+  void remove();
+
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_wait(CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    const int id = id_;
+    auto take = [id](const detail::interrupt_token& t, error_code& ec) {
+      return detail::sysv_semaphore_take(id, &t, ec);
+    };
+    auto give_back = [id] {
+      error_code ignored;
+      detail::sysv_semaphore_give(id, ignored);
+    };
+    return boost::asio::async_compose<CompletionToken, void(error_code)>(
+        detail::async_take_op<decltype(take), decltype(give_back)>{executor_, take, give_back}, token,
+        executor_);
+  }
+
+ private:
+  [[noreturn]] void fail(const error_code& ec, std::string_view op, std::string_view syscall) const;
+  executor_type executor_;
+  int id_ = -1;
+};
+
+/// An eventfd in semaphore mode: each wait takes one unit. For related processes (pass
+/// native_handle() to a child); pollable, so async_wait runs on the loop itself.
+///
+/// Thread safety: as an Asio I/O object; not moved or destroyed while async_wait is
+/// pending.
+class event_semaphore {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  explicit event_semaphore(const executor_type& ex) : descriptor_(ex) {}
+  /// Creates a new eventfd with `value` units (throws on failure).
+  event_semaphore(const executor_type& ex, unsigned value);
+  template <class Context>
+    requires requires(Context& c) { executor_type(c.get_executor()); }
+  event_semaphore(Context& context, unsigned value)
+      : event_semaphore(executor_type(context.get_executor()), value) {}
+
+  executor_type get_executor() noexcept { return descriptor_.get_executor(); }
+
+  void create(unsigned value, error_code& ec);
+  void create(unsigned value);
+  /// Adopts an eventfd, such as one inherited from the parent.
+  void assign(unique_fd fd, error_code& ec);
+  void assign(unique_fd fd);
+  int native_handle() noexcept { return descriptor_.native_handle(); }
+  bool is_open() const noexcept { return descriptor_.is_open(); }
+  void close() noexcept;
+
+  void post(std::uint64_t units, error_code& ec);
+  void post(std::uint64_t units = 1);
+  void wait(error_code& ec);
+  void wait();
+  bool try_wait(error_code& ec);
+  bool try_wait();
+  bool wait_for(std::chrono::nanoseconds timeout, error_code& ec);
+  bool wait_for(std::chrono::nanoseconds timeout);
+  void cancel() { descriptor_.cancel(); }
+
+  /// Waits on the loop; completes with void(error_code).
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_wait(CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    return boost::asio::async_compose<CompletionToken, void(error_code)>(wait_op{this, false}, token,
+                                                                         descriptor_);
+  }
+
+ private:
+  struct wait_op {
+    event_semaphore* semaphore;
+    bool waited;
+    template <class Self>
+    void operator()(Self& self, error_code ec = {}) {
+      if (!ec) {
+        semaphore->try_take(ec);
+        if (ec == boost::asio::error::would_block) {
+          waited = true;
+          semaphore->descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_read, std::move(self));
+          return;
+        }
+      }
+      if (!waited) {
+        waited = true;
+        boost::asio::post(semaphore->descriptor_.get_executor(),
+                          [self = std::move(self), ec]() mutable { self.complete(ec); });
+        return;
+      }
+      self.complete(ec);
+    }
+  };
+
+  // try_wait with the "nothing there" case as would_block.
+  void try_take(error_code& ec);
+
+  boost::asio::posix::stream_descriptor descriptor_;
+};
+
+}  // namespace ipckit
+
+template <>
+struct boost::system::is_error_code_enum<ipckit::semaphore_errc> : std::true_type {};

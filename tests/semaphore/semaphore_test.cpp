@@ -1,0 +1,234 @@
+// Semaphores across real processes: counts, killed holders, async waits that cancel.
+#include <ipckit/semaphore.hpp>
+
+#include "test_support.hpp"
+
+#include <ipckit/event_loop.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <gmock/gmock.h>
+
+#include <csignal>
+#include <sys/ipc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using ipckit::error_code;
+using ipckit::event_semaphore;
+using ipckit::named_semaphore;
+using ipckit::sysv_semaphore;
+using ipckit::test::cli_path;
+using ipckit::test::helper_path;
+using ipckit::test::peer_process;
+using ipckit::test::run_process;
+using ipckit::test::run_until;
+using ipckit::test::unique_ipc_name;
+using testing::HasSubstr;
+
+class semaphore_test : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    error_code ignored;
+    for (const auto& name : names) named_semaphore::unlink(name, ignored);
+    for (auto* set : sets)
+      if (set->is_open()) set->remove(ignored);
+  }
+  std::string name(std::string_view tag) { return names.emplace_back(unique_ipc_name(tag)); }
+  sysv_semaphore& private_set(unsigned value) {
+    auto& set = owned.emplace_back(std::make_unique<sysv_semaphore>(loop));
+    set->create(IPC_PRIVATE, value);
+    sets.push_back(set.get());
+    return *set;
+  }
+
+  // Starts an async wait bound to a cancellation signal, cancels it after a few loop
+  // ticks, and checks that it ends with operation_aborted.
+  template <class Semaphore>
+  void expect_async_wait_cancels(Semaphore& semaphore) {
+    boost::asio::cancellation_signal cancel;
+    bool done = false;
+    error_code result;
+    semaphore.async_wait(boost::asio::bind_cancellation_slot(cancel.slot(), [&](error_code e) { result = e, done = true; }));
+    boost::asio::steady_timer timer(loop.get_executor(), 20ms);
+    timer.async_wait([&](error_code) { cancel.emit(boost::asio::cancellation_type::terminal); });
+    ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+    EXPECT_EQ(result, boost::asio::error::operation_aborted);
+  }
+
+  ipckit::event_loop loop;
+  std::vector<std::string> names;
+  std::vector<std::unique_ptr<sysv_semaphore>> owned;
+  std::vector<sysv_semaphore*> sets;
+};
+
+TEST_F(semaphore_test, named_counts_across_processes) {
+  const auto sem = name("count");
+  named_semaphore semaphore(loop);
+  semaphore.create(sem, 0);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(run_process({cli_path(), "sem", "post", sem}).exit_code, 0);
+  EXPECT_EQ(semaphore.value(), 3);
+  auto info = run_process({cli_path(), "sem", "info", sem});
+  EXPECT_EQ(info.out, "3\n");
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(semaphore.try_wait());
+  EXPECT_FALSE(semaphore.try_wait());
+  EXPECT_FALSE(semaphore.wait_for(20ms));
+}
+
+TEST_F(semaphore_test, named_is_created_0600_whatever_the_umask) {
+  const auto sem = name("mode");
+  const mode_t old = ::umask(0);
+  named_semaphore semaphore(loop);
+  semaphore.create(sem, 1);
+  ::umask(old);
+  struct stat status {};
+  ASSERT_EQ(::stat(("/dev/shm/sem." + sem.substr(1)).c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 0777, 0600u);
+}
+
+TEST_F(semaphore_test, named_killed_holder_leaks_its_unit) {
+  const auto sem = name("leak");
+  named_semaphore semaphore(loop);
+  semaphore.create(sem, 1);
+  peer_process holder({helper_path(), "sem-hold", sem});
+  ASSERT_EQ(holder.read_line(), "holding");
+  EXPECT_EQ(semaphore.value(), 0);
+  holder.kill(SIGKILL);
+  EXPECT_EQ(holder.wait(), 128 + SIGKILL);
+  // POSIX semaphores have no undo: the unit is gone for good.
+  EXPECT_EQ(semaphore.value(), 0);
+  EXPECT_FALSE(semaphore.wait_for(50ms));
+}
+
+TEST_F(semaphore_test, sysv_killed_holder_gives_its_unit_back) {
+  auto& set = private_set(1);
+  peer_process holder({helper_path(), "sysv-hold", std::to_string(set.id())});
+  ASSERT_EQ(holder.read_line(), "holding");
+  EXPECT_EQ(set.value(), 0);
+  // A waiter on the loop gets the unit when the kernel undoes the dead holder's wait.
+  bool done = false;
+  error_code result;
+  set.async_wait([&](error_code e) { result = e, done = true; });
+  holder.kill(SIGKILL);
+  EXPECT_EQ(holder.wait(), 128 + SIGKILL);
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_FALSE(result);
+  EXPECT_EQ(set.value(), 0);  // now ours
+  set.post();
+  EXPECT_EQ(set.value(), 1);
+}
+
+TEST_F(semaphore_test, sysv_counts_and_keys) {
+  // A key from a file of our own, so no other run shares it.
+  std::string path = (std::filesystem::temp_directory_path() / "ipckit-sysv-XXXXXX").string();
+  const int fd = ::mkstemp(path.data());
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const key_t key = sysv_semaphore::make_key(path, 1);
+  auto& created = *owned.emplace_back(std::make_unique<sysv_semaphore>(loop));
+  created.create(key, 2, {0600, true});
+  sets.push_back(&created);
+  std::filesystem::remove(path);
+  sysv_semaphore opened(loop);
+  opened.open(key);
+  EXPECT_EQ(opened.id(), created.id());
+  EXPECT_TRUE(opened.try_wait());
+  EXPECT_TRUE(opened.wait_for(10ms));
+  EXPECT_FALSE(opened.try_wait());
+  EXPECT_FALSE(opened.wait_for(20ms));
+  EXPECT_EQ(created.value(), 0);
+  error_code ec;
+  sysv_semaphore again(loop);
+  again.create(key, 0, {0600, true}, ec);
+  EXPECT_EQ(ec, boost::system::errc::file_exists);
+}
+
+TEST_F(semaphore_test, named_async_wait_completes_when_another_process_posts) {
+  const auto sem = name("async");
+  named_semaphore semaphore(loop);
+  semaphore.create(sem, 0);
+  bool done = false;
+  error_code result;
+  semaphore.async_wait([&](error_code e) { result = e, done = true; });
+  int ticks = 0;
+  boost::asio::steady_timer timer(loop.get_executor());
+  std::function<void()> tick = [&] {
+    timer.expires_after(2ms);
+    timer.async_wait([&](error_code e) {
+      if (!e && !done && ++ticks < 1000) tick();
+    });
+  };
+  tick();
+  ASSERT_TRUE(run_until(loop.context(), [&] { return ticks >= 3; }));
+  peer_process poster({cli_path(), "sem", "post", sem});
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_FALSE(result);
+  EXPECT_GE(ticks, 3);
+  EXPECT_EQ(semaphore.value(), 0);
+  EXPECT_EQ(poster.wait(), 0);
+}
+
+TEST_F(semaphore_test, named_async_wait_cancels_and_takes_nothing) {
+  named_semaphore semaphore(loop);
+  semaphore.create(name("cancel"), 0);
+  expect_async_wait_cancels(semaphore);
+  semaphore.post();
+  EXPECT_EQ(semaphore.value(), 1);  // the cancelled wait did not take it later
+}
+
+TEST_F(semaphore_test, sysv_async_wait_cancels_and_takes_nothing) {
+  auto& set = private_set(0);
+  expect_async_wait_cancels(set);
+  set.post();
+  EXPECT_EQ(set.value(), 1);
+}
+
+TEST_F(semaphore_test, event_async_wait_cancels_and_takes_nothing) {
+  event_semaphore semaphore(loop, 0);
+  expect_async_wait_cancels(semaphore);
+  semaphore.post();
+  EXPECT_TRUE(semaphore.try_wait());
+}
+
+TEST_F(semaphore_test, event_semaphore_takes_one_unit_per_wait) {
+  event_semaphore semaphore(loop, 2);
+  semaphore.post(3);
+  int taken = 0;
+  while (semaphore.try_wait()) ++taken;
+  EXPECT_EQ(taken, 5);
+  EXPECT_FALSE(semaphore.wait_for(20ms));
+  bool done = false;
+  semaphore.async_wait([&](error_code e) {
+    EXPECT_FALSE(e);
+    done = true;
+  });
+  boost::asio::steady_timer timer(loop.get_executor(), 10ms);
+  timer.async_wait([&](error_code) { semaphore.post(); });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+}
+
+TEST_F(semaphore_test, bad_names_and_values_are_clear_errors) {
+  named_semaphore semaphore(loop);
+  error_code ec;
+  semaphore.create("no-slash", 0, {}, ec);
+  EXPECT_EQ(ec, ipckit::semaphore_errc::invalid_name);
+  semaphore.create("/" + std::string(252, 's'), 0, {}, ec);
+  EXPECT_EQ(ec, ipckit::semaphore_errc::invalid_name);
+  semaphore.create(name("big"), static_cast<unsigned>(SEM_VALUE_MAX) + 1u, {}, ec);
+  EXPECT_EQ(ec, ipckit::semaphore_errc::value_too_large);
+  try {
+    semaphore.open(unique_ipc_name("absent"));
+    FAIL() << "no error";
+  } catch (const ipckit::system_error& error) {
+    EXPECT_THAT(error.what(), HasSubstr(": sem_open: no such file or directory"));
+  }
+  sysv_semaphore set(loop);
+  set.create(IPC_PRIVATE, 40000, {}, ec);
+  EXPECT_EQ(ec, ipckit::semaphore_errc::value_too_large);
+}
+
+}  // namespace
