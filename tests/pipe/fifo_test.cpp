@@ -1,0 +1,1 @@
+#include <ipckit/pipe.hpp>
