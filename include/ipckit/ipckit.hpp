@@ -5,4 +5,5 @@
 #include <ipckit/error.hpp>
 #include <ipckit/event_loop.hpp>
 #include <ipckit/pipe.hpp>
+#include <ipckit/process.hpp>
 #include <ipckit/unique_fd.hpp>
