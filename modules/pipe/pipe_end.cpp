@@ -167,6 +167,9 @@ std::size_t pipe_end::io(const iovec_array& iov, bool write, error_code& ec) {
       ec = last_error();
       return 0;
     }
+    // Nothing ready (timeout or EINTR): check the deadline again before trying, since a
+    // FIFO reader with no writer yet would read EOF.
+    if (ready <= 0) wait = true;
   }
 }
 
