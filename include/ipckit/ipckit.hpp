@@ -4,6 +4,8 @@
 #include <ipckit/duration.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/event_loop.hpp>
+#include <ipckit/pipe.hpp>
+#include <ipckit/process.hpp>
 #include <ipckit/unique_fd.hpp>
 #include <ipckit/message.hpp>
 #include <ipckit/signal.hpp>

@@ -1,0 +1,198 @@
+// Internals of pipe.hpp that its templates need. Users never include this header.
+#pragma once
+
+#include <ipckit/error.hpp>
+#include <ipckit/unique_fd.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sys/uio.h>
+
+namespace ipckit::detail {
+
+/// Up to 64 buffers of an Asio buffer sequence as iovecs (more are left for the next call,
+/// which a read_some/write_some may do).
+struct iovec_array {
+  static constexpr int max = 64;
+  std::array<::iovec, max> iov{};
+  int count = 0;
+  std::size_t total = 0;
+
+  template <class Buffers>
+  explicit iovec_array(const Buffers& buffers) {
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers) && count < max; ++it) {
+      auto b = boost::asio::buffer(*it);
+      if (b.size() == 0) continue;
+      iov[static_cast<std::size_t>(count)] = {const_cast<void*>(static_cast<const void*>(b.data())),
+                                              b.size()};
+      ++count;
+      total += b.size();
+    }
+  }
+};
+
+/// writev without SIGPIPE: the calling thread blocks SIGPIPE for the call and, on EPIPE,
+/// takes the SIGPIPE the kernel queued for it (only when it was not blocked before, so a
+/// signal module subscription to SIGPIPE is left alone). Thread-local and restored at
+/// once; no disposition is changed.
+long write_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept;
+
+/// The shared part of pipe_reader and pipe_writer.
+class pipe_end {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+  using clock = std::chrono::steady_clock;
+
+  explicit pipe_end(const executor_type& ex) : descriptor_(ex), timer_(ex) {}
+  pipe_end(const executor_type& ex, unique_fd fd);
+  pipe_end(pipe_end&&) noexcept = default;
+  pipe_end& operator=(pipe_end&&) noexcept = default;
+  ~pipe_end();
+
+  executor_type get_executor() noexcept { return descriptor_.get_executor(); }
+  bool is_open() const noexcept { return descriptor_.is_open(); }
+  int native_handle() noexcept { return descriptor_.native_handle(); }
+
+  /// Takes ownership of `fd` (made non-blocking).
+  void assign(unique_fd fd, error_code& ec);
+  void assign(unique_fd fd);
+  /// Gives the descriptor back (still non-blocking and close-on-exec).
+  unique_fd release();
+  void close(error_code& ec);
+  void close();
+  /// Cancels pending asynchronous operations (they complete with operation_aborted).
+  void cancel();
+
+  /// Deadline for the following reads/writes, sync and async (Go's SetDeadline): a call
+  /// still waiting at the deadline fails with ipckit::errc::timeout and moves no data.
+  void expires_at(clock::time_point deadline) { deadline_ = deadline; }
+  void expires_after(clock::duration d) { deadline_ = clock::now() + d; }
+  void expires_never() { deadline_.reset(); }
+
+  /// F_SETPIPE_SZ / F_GETPIPE_SZ; the kernel rounds up to a power-of-two page count.
+  void set_buffer_size(std::size_t size, error_code& ec);
+  void set_buffer_size(std::size_t size);
+  std::size_t buffer_size(error_code& ec);
+  std::size_t buffer_size();
+
+  /// Internal: wait for readiness before the first read (FIFO readers), since a FIFO with
+  /// no writer yet reads as EOF.
+  void set_wait_first(bool on) noexcept { wait_first_ = on; }
+  /// Internal: a descriptor kept open with this end (the FIFO server's own writer).
+  void hold(unique_fd fd) noexcept { held_ = std::move(fd); }
+
+ protected:
+  boost::asio::posix::stream_descriptor& descriptor() noexcept { return descriptor_; }
+  std::size_t io(const iovec_array& iov, bool write, error_code& ec);
+  [[noreturn]] void fail(const char* op, const error_code& ec);
+
+ private:
+  template <class Buffers>
+  friend struct pipe_io_op;
+
+  // One non-blocking attempt: bytes moved, or ec (would_block when it must wait).
+  std::size_t try_io(const iovec_array& iov, bool write, error_code& ec) noexcept;
+
+  boost::asio::posix::stream_descriptor descriptor_;
+  boost::asio::steady_timer timer_;
+  std::optional<clock::time_point> deadline_;
+  bool wait_first_ = false;
+  unique_fd held_;
+};
+
+/// The async read/write state machine: try at once; if the pipe is not ready, wait for
+/// readiness (racing the deadline timer when one is set) and try again.
+template <class Buffers>
+struct pipe_io_op {
+  pipe_end* end;
+  Buffers buffers;
+  bool write;
+  enum { starting, waiting, finished } state = starting;
+  error_code result_ec{};
+  std::size_t result_n = 0;
+
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}) {
+    if (state == finished) return self.complete(result_ec, result_n);
+    if (state == waiting) {
+      if (ec) return self.complete(ec, 0);
+      return attempt(self);
+    }
+    // starting: the first attempt must not complete inside the initiating call.
+    state = finished;
+    iovec_array iov(buffers);
+    if (!end->descriptor_.is_open()) {
+      result_ec = boost::asio::error::bad_descriptor;
+    } else if (iov.total == 0) {
+      // Asio's convention: an empty buffer completes at once with 0 bytes.
+    } else if (end->deadline_ && pipe_end::clock::now() >= *end->deadline_) {
+      result_ec = ipckit::errc::timeout;
+    } else if (!end->wait_first_) {
+      result_n = end->try_io(iov, write, result_ec);
+      if (result_ec == boost::asio::error::would_block) return wait(self);
+    } else {
+      return wait(self);
+    }
+    boost::asio::post(end->descriptor_.get_executor(), std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, std::array<std::size_t, 2> order, error_code wait_ec,
+                  error_code timer_ec) {
+    if (order[0] == 1 && !timer_ec) return self.complete(ipckit::errc::timeout, 0);
+    if (wait_ec) return self.complete(wait_ec, 0);
+    attempt(self);
+  }
+
+  template <class Self>
+  void attempt(Self& self) {
+    iovec_array iov(buffers);
+    error_code ec;
+    const std::size_t n = end->try_io(iov, write, ec);
+    if (ec == boost::asio::error::would_block) return wait(self);
+    self.complete(ec, n);
+  }
+
+  template <class Self>
+  void wait(Self& self) {
+    state = waiting;
+    const auto direction = write ? boost::asio::posix::stream_descriptor::wait_write
+                                 : boost::asio::posix::stream_descriptor::wait_read;
+    if (!end->deadline_) return end->descriptor_.async_wait(direction, std::move(self));
+    end->timer_.expires_at(*end->deadline_);
+    boost::asio::experimental::make_parallel_group(
+        end->descriptor_.async_wait(direction, boost::asio::deferred),
+        end->timer_.async_wait(boost::asio::deferred))
+        .async_wait(boost::asio::experimental::wait_for_one(), std::move(self));
+  }
+};
+
+/// Waits for a FIFO reader on the loop (inotify IN_OPEN plus a slow re-check), then opens
+/// the write end. Shared by async_open_fifo_writer's initiation and its cancellation slot.
+class fifo_writer_wait {
+ public:
+  virtual ~fifo_writer_wait() = default;
+  /// Completes with operation_aborted (once; later calls do nothing).
+  virtual void cancel() = 0;
+};
+
+/// Starts the wait; `done` is called exactly once, never from inside this call.
+std::shared_ptr<fifo_writer_wait> start_fifo_writer_wait(
+    const boost::asio::any_io_executor& ex, std::filesystem::path path,
+    std::chrono::nanoseconds timeout, std::function<void(error_code, unique_fd)> done);
+
+}  // namespace ipckit::detail

@@ -1,0 +1,180 @@
+// The shared read/write machinery of pipe_reader and pipe_writer.
+#include <ipckit/pipe.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+namespace ipckit::detail {
+
+long write_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept {
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  const long n = ::writev(fd, iov, count);
+  const int saved = errno;
+  if (n < 0 && saved == EPIPE && !sigismember(&old, SIGPIPE)) {
+    // The kernel queued SIGPIPE for this thread; take it before unblocking. Any SIGPIPE
+    // pending here is ours: one pending earlier would have been delivered while unblocked.
+    const timespec zero{0, 0};
+    while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved;
+  return n;
+}
+
+namespace {
+
+void make_non_blocking(int fd, error_code& ec) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) ec = last_error();
+}
+
+}  // namespace
+
+pipe_end::pipe_end(const executor_type& ex, unique_fd fd) : descriptor_(ex), timer_(ex) {
+  assign(std::move(fd));
+}
+
+pipe_end::~pipe_end() = default;
+
+void pipe_end::assign(unique_fd fd, error_code& ec) {
+  ec.clear();
+  make_non_blocking(fd.get(), ec);
+  if (ec) return;
+  if (descriptor_.is_open()) descriptor_.close(ec);
+  descriptor_.assign(fd.release(), ec);
+}
+
+void pipe_end::assign(unique_fd fd) {
+  error_code ec;
+  const int raw = fd.get();
+  assign(std::move(fd), ec);
+  if (ec) throw_error(ec, {"assign", "pipe", "", "fd " + std::to_string(raw), ""});
+}
+
+unique_fd pipe_end::release() {
+  held_.reset();
+  if (!descriptor_.is_open()) return unique_fd();
+  return unique_fd(descriptor_.release());
+}
+
+void pipe_end::close(error_code& ec) {
+  ec.clear();
+  held_.reset();
+  if (descriptor_.is_open()) descriptor_.close(ec);
+  timer_.cancel();
+}
+
+void pipe_end::close() {
+  error_code ec;
+  close(ec);
+  if (ec) fail("close", ec);
+}
+
+void pipe_end::cancel() {
+  if (descriptor_.is_open()) descriptor_.cancel();
+  timer_.cancel();
+}
+
+void pipe_end::set_buffer_size(std::size_t size, error_code& ec) {
+  ec.clear();
+  if (size > static_cast<std::size_t>(INT32_MAX)) {
+    ec = ipckit::errc::invalid_argument;
+    return;
+  }
+  if (::fcntl(descriptor_.native_handle(), F_SETPIPE_SZ, static_cast<int>(size)) < 0)
+    ec = last_error();
+}
+
+void pipe_end::set_buffer_size(std::size_t size) {
+  error_code ec;
+  set_buffer_size(size, ec);
+  if (ec) throw_error(ec, {"set buffer size", "pipe", "", "", "fcntl"});
+}
+
+std::size_t pipe_end::buffer_size(error_code& ec) {
+  ec.clear();
+  const int size = ::fcntl(descriptor_.native_handle(), F_GETPIPE_SZ);
+  if (size < 0) {
+    ec = last_error();
+    return 0;
+  }
+  return static_cast<std::size_t>(size);
+}
+
+std::size_t pipe_end::buffer_size() {
+  error_code ec;
+  const std::size_t size = buffer_size(ec);
+  if (ec) throw_error(ec, {"buffer size", "pipe", "", "", "fcntl"});
+  return size;
+}
+
+std::size_t pipe_end::try_io(const iovec_array& iov, bool write, error_code& ec) noexcept {
+  const int fd = descriptor_.native_handle();
+  for (;;) {
+    const long n = write ? write_without_sigpipe(fd, iov.iov.data(), iov.count)
+                         : ::readv(fd, iov.iov.data(), iov.count);
+    if (n > 0) return static_cast<std::size_t>(n);
+    if (n == 0) {
+      if (!write) ec = boost::asio::error::eof;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      ec = boost::asio::error::would_block;
+    } else {
+      ec = last_error();
+    }
+    return 0;
+  }
+}
+
+std::size_t pipe_end::io(const iovec_array& iov, bool write, error_code& ec) {
+  ec.clear();
+  if (!descriptor_.is_open()) {
+    ec = boost::asio::error::bad_descriptor;
+    return 0;
+  }
+  if (iov.total == 0) return 0;
+  bool wait = wait_first_ && !write;
+  for (;;) {
+    if (!wait) {
+      const std::size_t n = try_io(iov, write, ec);
+      if (ec != boost::asio::error::would_block) return n;
+      ec.clear();
+    }
+    wait = false;
+    int timeout_ms = -1;
+    if (deadline_) {
+      const auto left = *deadline_ - clock::now();
+      if (left <= clock::duration::zero()) {
+        ec = ipckit::errc::timeout;
+        return 0;
+      }
+      timeout_ms = static_cast<int>(
+          std::chrono::ceil<std::chrono::milliseconds>(left).count());
+    }
+    ::pollfd p{descriptor_.native_handle(), static_cast<short>(write ? POLLOUT : POLLIN), 0};
+    const int ready = ::poll(&p, 1, timeout_ms);
+    if (ready < 0 && errno != EINTR) {
+      ec = last_error();
+      return 0;
+    }
+    // Nothing ready (timeout or EINTR): check the deadline again before trying, since a
+    // FIFO reader with no writer yet would read EOF.
+    if (ready <= 0) wait = true;
+  }
+}
+
+void pipe_end::fail(const char* op, const error_code& ec) {
+  throw_error(ec, {op, "pipe", "", "fd " + std::to_string(descriptor_.native_handle()), ""});
+}
+
+}  // namespace ipckit::detail
