@@ -4,4 +4,5 @@
 #include <ipckit/duration.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/event_loop.hpp>
+#include <ipckit/net.hpp>
 #include <ipckit/unique_fd.hpp>
