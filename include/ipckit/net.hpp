@@ -323,6 +323,9 @@ struct dialer {
   /// socket is created and before bind/connect; an error set in `ec` fails the attempt.
   std::function<void(std::string_view net, std::string_view address, int fd, error_code& ec)>
       control;
+  /// Go's Resolver: when set, host names are looked up by this function (on the loop's
+  /// thread) instead of getaddrinfo; it returns the addresses with `port` filled in.
+  std::function<std::vector<address>(std::string_view host, int port, error_code& ec)> resolver;
 
   conn dial(const executor_type& ex, std::string_view net, std::string_view address,
             error_code& ec) const;
@@ -353,8 +356,11 @@ struct dial_op {
   template <class Self>
   void operator()(Self& self) {
     auto slot = self.get_cancellation_state().slot();
-    auto handle = std::make_shared<std::shared_ptr<dial_state>>();
-    auto state = start_dial(ex, d, net, address,
+    // Copy what start_dial needs: moving `self` into the callback moves this op too.
+    executor_type io = ex;
+    dialer config = d;
+    std::string n = net, a = address;
+    auto state = start_dial(io, config, n, a,
                             callback<error_code, conn>([self = std::move(self)](
                                                            error_code ec, conn c) mutable {
                               self.complete(ec, std::move(c));

@@ -119,6 +119,14 @@ void dial_state::start() {
     return finish(ec, resolve_context("dial", net_text, address_text, ec, detail_text));
   }
   if (!split.literal.empty()) return resolved(std::move(split.literal));
+  if (d.resolver) {
+    std::vector<address> list;
+    for (auto& a : d.resolver(split.host, split.port, ec))
+      if (family_fits(net.family, a)) list.push_back(a);
+    if (!ec && list.empty()) ec = errc::no_suitable_address;
+    if (ec) return finish(ec, {"dial", net_text, "", "", "lookup " + split.host});
+    return resolved(std::move(list));
+  }
   // A host name: getaddrinfo on Asio's resolver thread, so the loop never blocks.
   resolver.emplace(ex);
   auto flags = boost::asio::ip::resolver_base::address_configured;
