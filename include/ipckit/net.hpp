@@ -138,6 +138,10 @@ struct credentials {
 
 // ---- connections (conn.cpp, unix.cpp) ------------------------------------------------------
 
+namespace detail {
+struct conn_access;
+}
+
 /// What dial returns for every network and listener::accept returns: Go's net.Conn.
 /// Models Asio's Sync/AsyncReadStream and Sync/AsyncWriteStream, so asio::read, write,
 /// async_read and async_write work on it. On packet networks (udp, unixgram, unixpacket,
@@ -223,9 +227,11 @@ class conn {
   credentials peer_credentials() const;
 
  private:
+  friend struct detail::conn_access;
   [[noreturn]] void fail(const char* op, const error_code& ec) const;
   socket_type socket_;
   std::string network_;
+  address dialed_;  ///< the address dialed: raw sockets have no getpeername
 };
 
 /// What listen_packet returns: Go's net.PacketConn (UDPConn, UnixConn on unixgram, IPConn).

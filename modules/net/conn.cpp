@@ -58,7 +58,8 @@ address conn::local_address() const {
 }
 
 address conn::remote_address() const {
-  return name_of(const_cast<socket_type&>(socket_).native_handle(), address_network(network_), true);
+  address a = name_of(const_cast<socket_type&>(socket_).native_handle(), address_network(network_), true);
+  return a.empty() && is_open() ? dialed_ : a;
 }
 
 void conn::fail(const char* op, const error_code& ec) const {

@@ -12,6 +12,11 @@
 
 namespace ipckit::net::detail {
 
+struct conn_access {
+  static void set_dialed(conn& c, const address& a) { c.dialed_ = a; }
+  static const address& dialed(const conn& c) { return c.dialed_; }
+};
+
 using namespace std::chrono_literals;
 using wait_socket = boost::asio::basic_stream_socket<any_protocol>;
 
@@ -52,7 +57,7 @@ struct dial_state : std::enable_shared_from_this<dial_state> {
   void connected(std::size_t i, error_code ec);
   void racer_failed(std::size_t i);
   void note_error(const error_code& ec, const error_context& where);
-  void finish(error_code ec, error_context where, unique_fd fd = {});
+  void finish(error_code ec, error_context where, unique_fd fd = {}, const address& to = {});
 };
 
 void dial_state::note_error(const error_code& ec, const error_context& where) {
@@ -61,7 +66,7 @@ void dial_state::note_error(const error_code& ec, const error_context& where) {
   first_where = where;
 }
 
-void dial_state::finish(error_code ec, error_context where, unique_fd fd) {
+void dial_state::finish(error_code ec, error_context where, unique_fd fd, const address& to) {
   if (finished) return;
   finished = true;
   error_code ignored;
@@ -74,6 +79,7 @@ void dial_state::finish(error_code ec, error_context where, unique_fd fd) {
   conn c(ex);
   if (!ec) {
     c = conn(ex, net_text, std::move(fd), ec);
+    conn_access::set_dialed(c, to);
   }
   auto cb = std::move(done);
   cb(ec, std::move(c));
@@ -200,7 +206,7 @@ void dial_state::try_next(std::size_t i) {
       continue;
     }
     if (::connect(fd.get(), target.data(), target.size()) == 0)
-      return finish({}, {}, std::move(fd));
+      return finish({}, {}, std::move(fd), target);
     if (errno != EINPROGRESS) {
       where.syscall = "connect";
       note_error(last_error(), where);
@@ -231,7 +237,7 @@ void dial_state::connected(std::size_t i, error_code ec) {
     error_code ignored;
     unique_fd fd(r.pending->release(ignored));
     r.pending.reset();
-    return finish({}, {}, std::move(fd));
+    return finish({}, {}, std::move(fd), r.pending_address);
   }
   if (!ec) ec = error_code(error, boost::system::system_category());
   note_error(ec, {"dial", net_text, local.empty() ? "" : local.to_string(),
@@ -287,7 +293,9 @@ conn dialer::dial(const executor_type& ex, std::string_view net, std::string_vie
       }));
   private_loop.run();
   if (ec) return conn(ex);
-  return conn(ex, net, result->release(), ec);
+  conn c(ex, net, result->release(), ec);
+  detail::conn_access::set_dialed(c, detail::conn_access::dialed(*result));
+  return c;
 }
 
 conn dialer::dial(const executor_type& ex, std::string_view net, std::string_view address) const {
@@ -302,7 +310,9 @@ conn dialer::dial(const executor_type& ex, std::string_view net, std::string_vie
       }));
   private_loop.run();
   if (ec) detail::throw_op(ec, state->last_where);
-  return conn(ex, net, result->release());
+  conn c(ex, net, result->release());
+  detail::conn_access::set_dialed(c, detail::conn_access::dialed(*result));
+  return c;
 }
 
 conn dial(const executor_type& ex, std::string_view net, std::string_view address) {
