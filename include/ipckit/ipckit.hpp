@@ -6,6 +6,7 @@
 #include <ipckit/event_loop.hpp>
 #include <ipckit/pipe.hpp>
 #include <ipckit/process.hpp>
+#include <ipckit/net.hpp>
 #include <ipckit/unique_fd.hpp>
 #include <ipckit/message.hpp>
 #include <ipckit/signal.hpp>

@@ -1,0 +1,168 @@
+// net::conn and net::packet_conn: thin handles over an Asio socket of any family/type.
+#include "net_internal.hpp"
+
+#include <sys/socket.h>
+
+namespace ipckit::net {
+namespace {
+
+int socket_option(int fd, int option) {
+  int value = 0;
+  socklen_t size = sizeof value;
+  ::getsockopt(fd, SOL_SOCKET, option, &value, &size);
+  return value;
+}
+
+detail::any_protocol protocol_of(int fd) {
+  return {socket_option(fd, SO_DOMAIN), socket_option(fd, SO_TYPE),
+          socket_option(fd, SO_PROTOCOL)};
+}
+
+// The network name addresses carry for a network string: "ip4:icmp" -> "ip", "tcp6" -> "tcp".
+std::string address_network(std::string_view net) {
+  error_code ec;
+  network n = parse_network(net, ec);
+  return ec ? std::string(net) : detail::address_network_of(n);
+}
+
+address name_of(int fd, std::string_view net, bool peer) {
+  address a(net, nullptr, 0);
+  socklen_t size = address::capacity();
+  if (fd < 0) return a;
+  const int rc = peer ? ::getpeername(fd, a.data(), &size) : ::getsockname(fd, a.data(), &size);
+  if (rc == 0) a.resize(size);
+  return a;
+}
+
+}  // namespace
+
+conn::conn(const executor_type& ex) : socket_(ex) {}
+
+conn::conn(const executor_type& ex, std::string_view net, unique_fd fd, error_code& ec)
+    : socket_(ex), network_(net) {
+  const int raw = fd.get();
+  socket_.assign(protocol_of(raw), raw, ec);
+  if (!ec) fd.release();
+}
+
+conn::conn(const executor_type& ex, std::string_view net, unique_fd fd) : socket_(ex), network_(net) {
+  error_code ec;
+  const int raw = fd.get();
+  socket_.assign(protocol_of(raw), raw, ec);
+  if (ec) detail::throw_op(ec, {"assign", std::string(net), "", "", ""});
+  fd.release();
+}
+
+address conn::local_address() const {
+  return name_of(const_cast<socket_type&>(socket_).native_handle(), address_network(network_), false);
+}
+
+address conn::remote_address() const {
+  address a = name_of(const_cast<socket_type&>(socket_).native_handle(), address_network(network_), true);
+  return a.empty() && is_open() ? dialed_ : a;
+}
+
+void conn::fail(const char* op, const error_code& ec) const {
+  detail::throw_op(ec, {op, network_, local_address().to_string(),
+                        remote_address().to_string(), ""});
+}
+
+void conn::shutdown(socket_type::shutdown_type what, error_code& ec) { socket_.shutdown(what, ec); }
+
+void conn::shutdown(socket_type::shutdown_type what) {
+  error_code ec;
+  shutdown(what, ec);
+  if (ec) fail("shutdown", ec);
+}
+
+void conn::cancel() {
+  error_code ignored;
+  socket_.cancel(ignored);
+}
+
+void conn::close(error_code& ec) { socket_.close(ec); }
+
+void conn::close() {
+  error_code ec;
+  socket_.close(ec);
+  if (ec) detail::throw_op(ec, {"close", network_, "", "", ""});
+}
+
+unique_fd conn::release() {
+  if (!socket_.is_open()) return {};
+  error_code ec;
+  return unique_fd(socket_.release(ec));
+}
+
+// ---- packet_conn ------------------------------------------------------------------------
+
+packet_conn::packet_conn(const executor_type& ex) : socket_(ex) {}
+
+packet_conn::packet_conn(const executor_type& ex, std::string_view net, unique_fd fd)
+    : socket_(ex), network_(net) {
+  error_code ec;
+  const int raw = fd.get();
+  socket_.assign(protocol_of(raw), raw, ec);
+  if (ec) detail::throw_op(ec, {"assign", std::string(net), "", "", ""});
+  fd.release();
+}
+
+std::string packet_conn::address_network() const { return net::address_network(network_); }
+
+address packet_conn::local_address() const {
+  return name_of(const_cast<socket_type&>(socket_).native_handle(), address_network(), false);
+}
+
+void packet_conn::fail(const char* op, const address* to, const error_code& ec) const {
+  detail::throw_op(ec, {op, network_, local_address().to_string(),
+                        to != nullptr ? to->to_string() : std::string(), ""});
+}
+
+std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& to,
+                                 error_code& ec) {
+  return socket_.send_to(boost::asio::buffer(data), to_endpoint(to), 0, ec);
+}
+
+std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& to) {
+  error_code ec;
+  const std::size_t n = send_to(data, to, ec);
+  if (ec) fail("write", &to, ec);
+  return n;
+}
+
+std::size_t packet_conn::receive_from(boost::asio::mutable_buffer data, address& from,
+                                      error_code& ec) {
+  endpoint_type sender;
+  const std::size_t n = socket_.receive_from(boost::asio::buffer(data), sender, 0, ec);
+  from = ec ? address(address_network(), nullptr, 0)
+            : address(address_network(), sender.data(), static_cast<socklen_t>(sender.size()));
+  return n;
+}
+
+std::size_t packet_conn::receive_from(boost::asio::mutable_buffer data, address& from) {
+  error_code ec;
+  const std::size_t n = receive_from(data, from, ec);
+  if (ec) fail("read", nullptr, ec);
+  return n;
+}
+
+void packet_conn::cancel() {
+  error_code ignored;
+  socket_.cancel(ignored);
+}
+
+void packet_conn::close(error_code& ec) { socket_.close(ec); }
+
+void packet_conn::close() {
+  error_code ec;
+  socket_.close(ec);
+  if (ec) detail::throw_op(ec, {"close", network_, "", "", ""});
+}
+
+unique_fd packet_conn::release() {
+  if (!socket_.is_open()) return {};
+  error_code ec;
+  return unique_fd(socket_.release(ec));
+}
+
+}  // namespace ipckit::net

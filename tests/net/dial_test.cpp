@@ -1,0 +1,329 @@
+// Dial, listen and their errors, synchronous forms.
+#include "net_test_util.hpp"
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <sys/stat.h>
+
+namespace {
+
+namespace net = ipckit::net;
+using ipckit::error_code;
+using namespace std::chrono_literals;
+
+class dial_test : public ipckit::test::temp_dir_test {
+ protected:
+  boost::asio::io_context io;
+  net::executor_type ex = io.get_executor();
+};
+
+std::string thrown_text(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const ipckit::system_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST_F(dial_test, errors_read_as_gos) {
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "tcp", "127.0.0.1:1"); }),
+            "dial tcp 127.0.0.1:1: connect: connection refused");
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "tcp", "127.0.0.1"); }),
+            "dial tcp: address 127.0.0.1: missing port in address");
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "tcpx", "127.0.0.1:80"); }),
+            "dial tcpx 127.0.0.1:80: unknown network tcpx");
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "tcp", "127.0.0.1:--badport--"); }),
+            "dial tcp: lookup tcp/--badport--: unknown port");
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "tcp", "127.0.0.1:70000"); }),
+            "dial tcp: address 70000: invalid port");
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "ip4:nosuchproto", "127.0.0.1"); }),
+            "dial ip4:nosuchproto 127.0.0.1: unknown IP protocol specified");
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "unix", (dir() / "none.sock").string()); }),
+            "dial unix " + (dir() / "none.sock").string() + ": connect: no such file or directory");
+  EXPECT_EQ(thrown_text([&] { net::dial(ex, "tcp", "nosuchhost.invalid:80"); }),
+            "dial tcp: lookup nosuchhost.invalid: no such host");
+}
+
+TEST_F(dial_test, error_code_forms_report_the_errc) {
+  struct row {
+    const char* network;
+    const char* address;
+    error_code want;
+  } const table[] = {
+      // the network
+      {"tcpx", "127.0.0.1:80", net::errc::unknown_network},
+      {"ip", "127.0.0.1", net::errc::unknown_network},
+      {"ip4:nosuchproto", "127.0.0.1", net::errc::unknown_protocol},
+      // the address
+      {"tcp", "127.0.0.1", net::errc::missing_port},
+      {"tcp", "::1:80", net::errc::too_many_colons},
+      {"tcp", "[::1:80", net::errc::missing_bracket},
+      {"tcp", "127.0.0.1:99999", net::errc::invalid_port},
+      {"tcp", "127.0.0.1:nosuchservice", net::errc::unknown_port},
+      {"unix", "", net::errc::missing_address},
+      // the family (an IPv4-mapped address counts as IPv4)
+      {"tcp4", "[::1]:80", net::errc::no_suitable_address},
+      {"udp4", "[::1]:80", net::errc::no_suitable_address},
+      {"tcp6", "127.0.0.1:80", net::errc::no_suitable_address},
+      {"tcp6", "[::ffff:127.0.0.1]:80", net::errc::no_suitable_address},
+      // the kernel
+      {"tcp", "127.0.0.1:1", error_code(ECONNREFUSED, boost::system::system_category())},
+  };
+  for (const auto& r : table) {
+    error_code ec;
+    net::conn c = net::dial(ex, r.network, r.address, ec);
+    EXPECT_EQ(ec, r.want) << r.network << " " << r.address << ": " << ec.message();
+    EXPECT_FALSE(c.is_open());
+  }
+}
+
+TEST_F(dial_test, wrong_operation_for_the_network) {
+  error_code ec;
+  net::listen(ex, "udp", "127.0.0.1:0", ec);
+  EXPECT_EQ(ec, net::errc::wrong_operation);
+  net::listen(ex, "unixgram", (dir() / "g.sock").string(), ec);
+  EXPECT_EQ(ec, net::errc::wrong_operation);
+  net::listen_packet(ex, "tcp", "127.0.0.1:0", ec);
+  EXPECT_EQ(ec, net::errc::wrong_operation);
+  net::listen_packet(ex, "unixpacket", (dir() / "p.sock").string(), ec);
+  EXPECT_EQ(ec, net::errc::wrong_operation);
+  EXPECT_EQ(thrown_text([&] { net::listen(ex, "udp", "127.0.0.1:0"); }),
+            "listen udp 127.0.0.1:0: address 127.0.0.1:0: unexpected address type");
+}
+
+TEST_F(dial_test, unix_path_too_long_is_a_clear_error) {
+  const std::string path = (dir() / std::string(120, 'x')).string();
+  error_code ec;
+  net::dial(ex, "unix", path, ec);
+  EXPECT_EQ(ec, net::errc::path_too_long);
+  net::listen(ex, "unix", path, ec);
+  EXPECT_EQ(ec, net::errc::path_too_long);
+  EXPECT_FALSE(std::filesystem::exists(path.substr(0, 107)));
+  EXPECT_EQ(thrown_text([&] { net::listen(ex, "unix", path); }),
+            "listen unix " + path + ": unix socket path too long (at most 107 bytes)");
+}
+
+TEST_F(dial_test, tcp4_round_trip_with_go_addresses) {
+  net::listener l = net::listen(ex, "tcp4", "127.0.0.1:0");
+  const std::string where = l.addr().to_string();
+  ASSERT_TRUE(where.starts_with("127.0.0.1:")) << where;
+  net::conn client = net::dial(ex, "tcp4", where);
+  net::conn server = l.accept();
+  EXPECT_EQ(client.remote_address().to_string(), where);
+  EXPECT_EQ(server.local_address().to_string(), where);
+  EXPECT_EQ(server.remote_address().to_string(), client.local_address().to_string());
+  EXPECT_EQ(client.remote_address().network(), "tcp");
+  boost::asio::write(client, boost::asio::buffer(std::string("ping")));
+  std::string got(4, '\0');
+  boost::asio::read(server, boost::asio::buffer(got));
+  EXPECT_EQ(got, "ping");
+  EXPECT_NE(::fcntl(server.native_handle(), F_GETFD) & FD_CLOEXEC, 0);
+  EXPECT_NE(::fcntl(client.native_handle(), F_GETFD) & FD_CLOEXEC, 0);
+  // EOF after the peer's shutdown of its write side.
+  client.shutdown(net::conn::socket_type::shutdown_send);
+  error_code ec;
+  char byte;
+  server.read_some(boost::asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, boost::asio::error::eof);
+}
+
+TEST_F(dial_test, tcp_listens_on_both_families) {
+  if (!ipckit::test::has_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback on this host";
+  net::listener l = net::listen(ex, "tcp", ":0");
+  const int port = l.addr().port();
+  EXPECT_EQ(l.addr().to_string(), "[::]:" + std::to_string(port));
+  net::conn v4 = net::dial(ex, "tcp4", "127.0.0.1:" + std::to_string(port));
+  net::conn v6 = net::dial(ex, "tcp6", "[::1]:" + std::to_string(port));
+  EXPECT_EQ(v6.remote_address().to_string(), "[::1]:" + std::to_string(port));
+  net::conn a = l.accept();
+  net::conn b = l.accept();
+  EXPECT_TRUE(a.is_open() && b.is_open());
+}
+
+TEST_F(dial_test, empty_host_dials_the_local_system) {
+  net::listener l = net::listen(ex, "tcp4", ":0");
+  EXPECT_EQ(l.addr().to_string(), "0.0.0.0:" + std::to_string(l.addr().port()));
+  net::conn c = net::dial(ex, "tcp4", ":" + std::to_string(l.addr().port()));
+  EXPECT_EQ(c.remote_address().to_string(), "127.0.0.1:" + std::to_string(l.addr().port()));
+}
+
+TEST_F(dial_test, host_names_resolve) {
+  net::listener l = net::listen(ex, "tcp4", "127.0.0.1:0");
+  net::conn c = net::dial(ex, "tcp4", "localhost:" + std::to_string(l.addr().port()));
+  EXPECT_EQ(c.remote_address().to_string(), l.addr().to_string());
+}
+
+TEST_F(dial_test, unix_paths_abstract_names_and_autobind) {
+  const std::string path = (dir() / "s.sock").string();
+  {
+    net::listener l = net::listen(ex, "unix", path);
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    net::conn c = net::dial(ex, "unix", path);
+    net::conn s = l.accept();
+    EXPECT_EQ(c.remote_address().to_string(), path);
+    EXPECT_EQ(c.local_address().to_string(), "");  // unnamed, as Go prints it
+    EXPECT_EQ(l.addr().network(), "unix");
+  }
+  EXPECT_FALSE(std::filesystem::exists(path)) << "unlinked on close";
+
+  const std::string abstract = "@ipckit-test-" + std::to_string(::getpid()) + "-abstract";
+  net::listener al = net::listen(ex, "unixpacket", abstract);
+  EXPECT_EQ(al.addr().to_string(), abstract);
+  net::conn ac = net::dial(ex, "unixpacket", abstract);
+  EXPECT_EQ(ac.remote_address().to_string(), abstract);
+
+  net::listener auto_bound = net::listen(ex, "unix", "");
+  const std::string name = auto_bound.addr().to_string();
+  EXPECT_TRUE(name.starts_with("@")) << name;
+  net::conn to_auto = net::dial(ex, "unix", name);
+  EXPECT_TRUE(to_auto.is_open());
+}
+
+TEST_F(dial_test, listener_mode_and_unlink_only_if_ours) {
+  const std::string path = (dir() / "m.sock").string();
+  net::listen_config config;
+  config.mode = 0660;
+  net::listener l = net::listen(ex, "unix", path, config);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  // Someone else replaced the path: closing must not remove their file.
+  std::filesystem::remove(path);
+  net::listener successor = net::listen(ex, "unix", path);
+  l.close();
+  EXPECT_TRUE(std::filesystem::exists(path));
+  successor.close();
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST_F(dial_test, stale_socket_is_recovered_when_asked) {
+  const std::string path = (dir() / "stale.sock").string();
+  {
+    net::listen_config keep;
+    keep.unlink_on_close = false;
+    net::listener gone = net::listen(ex, "unix", path, keep);
+  }
+  ASSERT_TRUE(std::filesystem::exists(path));
+  error_code ec;
+  net::listen(ex, "unix", path, ec);
+  EXPECT_EQ(ec, boost::system::errc::address_in_use);
+  net::listen_config recover;
+  recover.recover_stale = true;
+  net::listener l = net::listen(ex, "unix", path, recover, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  net::conn c = net::dial(ex, "unix", path);
+  EXPECT_TRUE(l.accept().is_open());
+  // A live socket is never taken over.
+  net::listen(ex, "unix", path, recover, ec);
+  EXPECT_EQ(ec, boost::system::errc::address_in_use);
+}
+
+TEST_F(dial_test, packet_networks_keep_boundaries_and_zero_byte_datagrams) {
+  net::packet_conn server = net::listen_packet(ex, "udp4", "127.0.0.1:0");
+  EXPECT_EQ(server.local_address().network(), "udp");
+  net::conn client = net::dial(ex, "udp4", server.local_address().to_string());
+  client.write_some(boost::asio::buffer(std::string("one")));
+  client.write_some(boost::asio::buffer(std::string()));
+  client.write_some(boost::asio::buffer(std::string("three")));
+  char buf[64];
+  net::address from;
+  EXPECT_EQ(server.receive_from(boost::asio::buffer(buf), from), 3u);
+  EXPECT_EQ(from.to_string(), client.local_address().to_string());
+  EXPECT_EQ(server.receive_from(boost::asio::buffer(buf), from), 0u);
+  EXPECT_EQ(server.receive_from(boost::asio::buffer(buf), from), 5u);
+  EXPECT_EQ(std::string(buf, 5), "three");
+  server.send_to(boost::asio::buffer(std::string("back")), from);
+  EXPECT_EQ(client.read_some(boost::asio::buffer(buf)), 4u);
+  // Oversize is an error, never a truncation.
+  std::string huge(70000, 'x');
+  error_code ec;
+  client.write_some(boost::asio::buffer(huge), ec);
+  EXPECT_EQ(ec, boost::system::errc::message_size);
+}
+
+TEST_F(dial_test, unixgram_autobinds_and_replies) {
+  const std::string path = (dir() / "g.sock").string();
+  net::packet_conn server = net::listen_packet(ex, "unixgram", path);
+  net::packet_conn client = net::listen_packet(ex, "unixgram", "");
+  EXPECT_TRUE(client.local_address().to_string().starts_with("@"));
+  client.send_to(boost::asio::buffer(std::string("hi")), net::resolve_address("unixgram", path));
+  char buf[16];
+  net::address from;
+  EXPECT_EQ(server.receive_from(boost::asio::buffer(buf), from), 2u);
+  EXPECT_EQ(from.to_string(), client.local_address().to_string());
+  server.send_to(boost::asio::buffer(std::string("ok")), from);
+  EXPECT_EQ(client.receive_from(boost::asio::buffer(buf), from), 2u);
+  EXPECT_EQ(from.to_string(), path);
+}
+
+TEST_F(dial_test, adopted_fd_is_a_conn) {
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  net::conn a(ex, "unixpacket", ipckit::unique_fd(pair[0]));
+  net::conn b(ex, "unixpacket", ipckit::unique_fd(pair[1]));
+  a.write_some(boost::asio::buffer(std::string("ab")));
+  a.write_some(boost::asio::buffer(std::string("c")));
+  char buf[8];
+  EXPECT_EQ(b.read_some(boost::asio::buffer(buf)), 2u);
+  EXPECT_EQ(b.read_some(boost::asio::buffer(buf)), 1u);
+}
+
+TEST_F(dial_test, write_to_a_closed_peer_is_broken_pipe_not_sigpipe) {
+  net::listener l = net::listen(ex, "unix", (dir() / "p.sock").string());
+  net::conn c = net::dial(ex, "unix", (dir() / "p.sock").string());
+  l.accept().close();
+  error_code ec;
+  std::string data(1 << 16, 'x');
+  for (int i = 0; i < 64 && !ec; ++i) c.write_some(boost::asio::buffer(data), ec);
+  EXPECT_EQ(ec, boost::system::errc::broken_pipe);
+}
+
+TEST_F(dial_test, dialer_local_address_and_control_hook) {
+  net::listener l = net::listen(ex, "tcp4", "127.0.0.1:0");
+  net::dialer d;
+  d.local_address = "127.0.0.1:0";
+  int seen_fd = -1;
+  std::string seen_net;
+  d.control = [&](std::string_view n, std::string_view, int fd, error_code&) {
+    seen_fd = fd;
+    seen_net = n;
+  };
+  net::conn c = d.dial(ex, "tcp4", l.addr().to_string());
+  EXPECT_GE(seen_fd, 0);
+  EXPECT_EQ(seen_net, "tcp4");
+  int keepalive = 0;
+  socklen_t size = sizeof keepalive;
+  ::getsockopt(c.native_handle(), SOL_SOCKET, SO_KEEPALIVE, &keepalive, &size);
+  EXPECT_EQ(keepalive, 1);
+  // A control hook's error fails the dial.
+  d.control = [](std::string_view, std::string_view, int, error_code& ec) {
+    ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
+  };
+  error_code ec;
+  d.dial(ex, "tcp4", l.addr().to_string(), ec);
+  EXPECT_EQ(ec, boost::system::errc::permission_denied);
+}
+
+TEST_F(dial_test, dial_timeout_against_a_full_backlog) {
+  ipckit::test::full_backlog full;
+  if (!full.full()) GTEST_SKIP() << "could not fill a listener's accept queue here";
+  net::dialer d;
+  d.timeout = 200ms;
+  const auto start = std::chrono::steady_clock::now();
+  error_code ec;
+  d.dial(ex, "tcp4", full.address(), ec);
+  EXPECT_EQ(ec, ipckit::errc::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  try {
+    d.dial(ex, "tcp4", full.address());
+    FAIL();
+  } catch (const ipckit::system_error& e) {
+    EXPECT_EQ(std::string(e.what()), "dial tcp4 " + full.address() + ": i/o timeout");
+  }
+}
+
+}  // namespace
