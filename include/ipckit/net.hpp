@@ -146,7 +146,9 @@ struct conn_access;
 /// Models Asio's Sync/AsyncReadStream and Sync/AsyncWriteStream, so asio::read, write,
 /// async_read and async_write work on it. On packet networks (udp, unixgram, unixpacket,
 /// ip) each write_some sends one datagram and each read_some receives one; 0-byte
-/// datagrams are sent and received. Writes never raise SIGPIPE (MSG_NOSIGNAL).
+/// datagrams are sent and received on udp, unixgram and ip. On unixpacket, as in Go, a
+/// 0-byte read is EOF (and a 0-byte write sends nothing). Writes never raise SIGPIPE
+/// (MSG_NOSIGNAL).
 class conn {
  public:
   using executor_type = net::executor_type;

@@ -18,6 +18,14 @@ detail::any_protocol protocol_of(int fd) {
           socket_option(fd, SO_PROTOCOL)};
 }
 
+// As Go's ZeroReadIsEOF: on a connection, a 0-byte read on seqpacket is EOF as on a
+// stream, so Asio is told it is stream-oriented (its 0-byte writes are then no-ops).
+detail::any_protocol conn_protocol_of(int fd) {
+  auto p = protocol_of(fd);
+  if (p.type() == SOCK_SEQPACKET) return {p.family(), SOCK_STREAM, p.protocol()};
+  return p;
+}
+
 // The network name addresses carry for a network string: "ip4:icmp" -> "ip", "tcp6" -> "tcp".
 std::string address_network(std::string_view net) {
   error_code ec;
@@ -41,14 +49,14 @@ conn::conn(const executor_type& ex) : socket_(ex) {}
 conn::conn(const executor_type& ex, std::string_view net, unique_fd fd, error_code& ec)
     : socket_(ex), network_(net) {
   const int raw = fd.get();
-  socket_.assign(protocol_of(raw), raw, ec);
+  socket_.assign(conn_protocol_of(raw), raw, ec);
   if (!ec) fd.release();
 }
 
 conn::conn(const executor_type& ex, std::string_view net, unique_fd fd) : socket_(ex), network_(net) {
   error_code ec;
   const int raw = fd.get();
-  socket_.assign(protocol_of(raw), raw, ec);
+  socket_.assign(conn_protocol_of(raw), raw, ec);
   if (ec) detail::throw_op(ec, {"assign", std::string(net), "", "", ""});
   fd.release();
 }

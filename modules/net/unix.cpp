@@ -85,7 +85,7 @@ std::size_t conn::read_with_fds(boost::asio::mutable_buffer data, std::vector<un
   int type = 0;
   socklen_t type_size = sizeof type;
   ::getsockopt(native_handle(), SOL_SOCKET, SO_TYPE, &type, &type_size);
-  if (n == 0 && data.size() != 0 && type == SOCK_STREAM && received.empty())
+  if (n == 0 && data.size() != 0 && type != SOCK_DGRAM && received.empty())
     ec = boost::asio::error::eof;  // as read_some reports a closed stream
   for (auto& fd : received) fds.push_back(std::move(fd));
   return static_cast<std::size_t>(n);
