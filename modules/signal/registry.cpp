@@ -96,6 +96,9 @@ struct registry::impl {
   sigset_t active;
   int signal_fd = -1;
   int pipe_read = -1;
+  // Orders mask updates with the reader's reads. The kernel needs no such thing, but
+  // ThreadSanitizer models signalfd(fd, mask) as re-creating the fd and reports a race.
+  std::mutex fd_mutex;
 
   impl() {
     sigemptyset(&active);
@@ -122,9 +125,12 @@ struct registry::impl {
       if (::poll(fds, 2, -1) < 0) continue;  // EINTR cannot happen (all blocked); be safe
       batch.clear();
       signalfd_siginfo from_fd[32];
-      for (ssize_t n; (n = ::read(signal_fd, from_fd, sizeof from_fd)) > 0;)
-        for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_fd); ++i)
-          batch.push_back(from_signalfd(from_fd[i]));
+      {
+        std::lock_guard lock(fd_mutex);  // never held while waiting: the fd is non-blocking
+        for (ssize_t n; (n = ::read(signal_fd, from_fd, sizeof from_fd)) > 0;)
+          for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_fd); ++i)
+            batch.push_back(from_signalfd(from_fd[i]));
+      }
       siginfo_t from_pipe[32];
       for (ssize_t n; (n = ::read(pipe_read, from_pipe, sizeof from_pipe)) > 0;)
         for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_pipe); ++i)
@@ -135,6 +141,11 @@ struct registry::impl {
         for (const auto& sub : subscriptions)
           if (sigismember(&sub->signals, delivery.number)) sub->push(delivery);
     }
+  }
+
+  void update_mask() {
+    std::lock_guard lock(fd_mutex);
+    ::signalfd(signal_fd, &active, 0);
   }
 
   void remember_original(int number) {
@@ -162,14 +173,14 @@ struct registry::impl {
     ::sigaction(number, &ours, nullptr);
     previous[number] = before;
     sigaddset(&active, number);
-    ::signalfd(signal_fd, &active, 0);
+    update_mask();
   }
 
   // Last subscriber gone: off the signalfd, the previous disposition back, and unblocked
   // here, so a signal still pending now takes that disposition.
   void deactivate(int number, bool restore_previous) {
     sigdelset(&active, number);
-    ::signalfd(signal_fd, &active, 0);
+    update_mask();
     if (restore_previous && previous[number]) ::sigaction(number, &*previous[number], nullptr);
     previous[number].reset();
     unblock_here(number);
