@@ -210,6 +210,7 @@ class message_queue {
   };
 
   void fail(const error_code& ec, std::string_view op, std::string_view syscall) const;
+  void adopt(int fd, const std::string& path, long message_size, error_code& ec);
 
   boost::asio::posix::stream_descriptor descriptor_;
   std::string name_;

@@ -71,7 +71,10 @@ int run_command(const std::vector<std::string>& command) {
     }
   }
   if (n == sizeof error) {
-    if (error == ENOENT)
+    // As Go's LookPath: a bare name that no PATH entry runs is "not found", whether
+    // execvp last saw ENOENT or EACCES (an unreadable PATH directory, a non-executable file).
+    const bool bare = command[0].find('/') == std::string::npos;
+    if (error == ENOENT || (bare && error == EACCES))
       std::cerr << "ipckit lock: exec: \"" << command[0] << "\": executable file not found in $PATH\n";
     else
       std::cerr << "ipckit lock: exec: \"" << command[0] << "\": "

@@ -77,10 +77,18 @@ void message_queue::create(std::string_view name, const message_queue_options& o
   }
   // mq_open applies the umask; the mode asked for is the mode the queue gets.
   ::fchmod(fd, options.mode);
+  adopt(fd, path, options.attributes.message_size, ec);
+}
+
+void message_queue::adopt(int fd, const std::string& path, long message_size, error_code& ec) {
   close();
-  descriptor_.assign(fd);
+  descriptor_.assign(fd, ec);
+  if (ec) {
+    ::mq_close(fd);
+    return;
+  }
   name_ = path;
-  message_size_ = options.attributes.message_size;
+  message_size_ = message_size;
 }
 
 void message_queue::create(std::string_view name, const message_queue_options& options) {
@@ -113,10 +121,7 @@ void message_queue::open(std::string_view name, const message_queue_options& opt
     ec = message_queue_errc::not_owner;
     return;
   }
-  close();
-  descriptor_.assign(fd);
-  name_ = path;
-  message_size_ = attributes.mq_msgsize;
+  adopt(fd, path, attributes.mq_msgsize, ec);
 }
 
 void message_queue::open(std::string_view name, const message_queue_options& options) {

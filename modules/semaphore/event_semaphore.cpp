@@ -30,6 +30,7 @@ void event_semaphore::create(unsigned value, error_code& ec) {
   }
   close();
   descriptor_.assign(fd, ec);
+  if (ec) ::close(fd);
 }
 
 void event_semaphore::create(unsigned value) {
@@ -47,7 +48,8 @@ void event_semaphore::assign(unique_fd fd, error_code& ec) {
     return;
   }
   close();
-  descriptor_.assign(fd.release(), ec);
+  descriptor_.assign(fd.get(), ec);
+  if (!ec) fd.release();
 }
 
 void event_semaphore::assign(unique_fd fd) {
