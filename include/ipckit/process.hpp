@@ -90,7 +90,15 @@ class command {
   command(const boost::asio::any_io_executor& ex, std::string program,
           std::vector<std::string> args = {});
   command(command&&) noexcept = default;
-  command& operator=(command&&) noexcept = default;
+  /// The command assigned over is treated as destroyed: a running child is killed and reaped.
+  command& operator=(command&& other) noexcept {
+    if (this != &other) {
+      if (impl_) impl_->kill_and_reap();
+      impl_ = std::move(other.impl_);
+      last_stderr_ = std::move(other.last_stderr_);
+    }
+    return *this;
+  }
   ~command();
 
   boost::asio::any_io_executor get_executor() const { return impl_->ex; }

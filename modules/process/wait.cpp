@@ -109,7 +109,6 @@ void command_impl::send(int signal, error_code& ec) {
 
 void command_impl::cancel() {
   if (!started || state) return;
-  cancelled = true;
   error_code ignored;
   send(cancel_signal, ignored);
   if (wait_delay <= std::chrono::nanoseconds::zero() || cancel_signal == SIGKILL) return;
@@ -126,7 +125,10 @@ void command_impl::cancel() {
 void command_impl::cancel_from_wait() {
   // Cancellation slots may be emitted from another thread: signal on the loop.
   boost::asio::post(ex, [weak = weak_from_this()] {
-    if (auto self = weak.lock()) self->cancel();
+    if (auto self = weak.lock()) {
+      self->cancelled = true;  // the pending async_wait then ends with operation_aborted
+      self->cancel();
+    }
   });
 }
 

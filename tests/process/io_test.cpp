@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace {
@@ -139,6 +140,23 @@ TEST_F(process_io, stdio_from_an_ipckit_pipe_and_inherited) {
   ::close(saved);
   EXPECT_EQ(boost::asio::read(second.reader, boost::asio::buffer(text, 3)), 3u);
   EXPECT_EQ(std::string(text, 3), "abc");
+}
+
+TEST_F(process_io, stdio_from_a_socket) {
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  ipckit::unique_fd ours(pair[0]);
+  ipckit::command cmd(io.get_executor(), helper_path(), {"echo"});
+  cmd.set_stdin(ipckit::stdio::fd(pair[1]));  // duplicated: the same socket on 0 and 1
+  cmd.set_stdout(ipckit::stdio::fd(ipckit::unique_fd(pair[1])));
+  cmd.start();
+  ASSERT_EQ(::write(ours.get(), "ping", 4), 4);
+  ::shutdown(ours.get(), SHUT_WR);
+  char got[8];
+  ssize_t n = 0, r;
+  while ((r = ::read(ours.get(), got + n, sizeof got - static_cast<std::size_t>(n))) > 0) n += r;
+  EXPECT_EQ(std::string(got, static_cast<std::size_t>(n)), "ping");
+  EXPECT_TRUE(cmd.wait().success());
 }
 
 TEST_F(process_io, extra_fds_arrive_at_their_numbers_and_nothing_else_leaks) {
