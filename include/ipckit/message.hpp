@@ -9,6 +9,7 @@
 
 #include <ipckit/detail/frame_decoder.hpp>
 #include <ipckit/error.hpp>
+#include <ipckit/unique_fd.hpp>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
@@ -19,7 +20,9 @@
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include <iterator>
 #include <memory>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -105,6 +108,53 @@ class json_channel {
     auto message = receive(ec);
     if (ec) throw_error(ec, {"receive", "json", "", "", where_in_stream()});
     return message;
+  }
+
+  // File descriptors riding along (unix sockets: a Stream with write_with_fds and
+  // read_with_fds, such as ipckit::net::conn). Blocking only, as those calls are. The
+  // descriptors go with the first bytes of the message's frame; received ones are
+  // close-on-exec and handed out with the next message that completes.
+  template <class S = stream_type>
+    requires requires(S& s, std::span<const int> fds, error_code& ec) {
+      s.write_with_fds(boost::asio::const_buffer(), fds, ec);
+    }
+  void send(const nlohmann::json& message, std::span<const int> fds, error_code& ec) {
+    const std::string text = detail::encode_message(message, options_.mode, options_.max_message_size, ec);
+    if (ec) return;
+    const std::size_t sent = stream_.write_with_fds(boost::asio::buffer(text), fds, ec);
+    if (ec) return;
+    if (options_.mode == framing::datagram) {
+      if (sent != text.size()) ec = message::errc::short_write;
+      return;
+    }
+    boost::asio::write(stream_, boost::asio::buffer(text.data() + sent, text.size() - sent), ec);
+  }
+
+  template <class S = stream_type>
+    requires requires(S& s, std::vector<unique_fd>& fds, error_code& ec) {
+      s.read_with_fds(boost::asio::mutable_buffer(), fds, std::size_t{}, ec);
+    }
+  nlohmann::json receive(std::vector<unique_fd>& fds, error_code& ec) {
+    ec.clear();
+    if (options_.mode == framing::datagram) {
+      std::vector<char> buffer(options_.max_message_size + 1);
+      const std::size_t n = stream_.read_with_fds(boost::asio::buffer(buffer), fds, max_fds_per_read, ec);
+      return ec ? nlohmann::json() : take(decode_datagram({buffer.data(), n}), ec);
+    }
+    for (;;) {
+      detail::decoded next = decoder_.next();
+      if (next.state != detail::decoded::status::need_more) {
+        std::move(received_fds_.begin(), received_fds_.end(), std::back_inserter(fds));
+        received_fds_.clear();
+        return take(std::move(next), ec);
+      }
+      auto space = decoder_.prepare();
+      const std::size_t n = stream_.read_with_fds(boost::asio::buffer(space.data(), space.size()),
+                                                  received_fds_, max_fds_per_read, ec);
+      if (ec == boost::asio::error::eof) ec = decoder_.at_end();
+      if (ec) return {};
+      decoder_.commit(n);
+    }
   }
 
   /// Completes with void(error_code).
@@ -220,7 +270,10 @@ class json_channel {
     }
   };
 
+  static constexpr std::size_t max_fds_per_read = 64;
+
   Stream stream_;
+  std::vector<unique_fd> received_fds_;  // arrived with bytes of a message not yet complete
   json_channel_options options_;
   detail::frame_decoder decoder_;
   std::string detail_;

@@ -54,7 +54,7 @@ TEST_P(json_channel_over, a_unix_stream_pair_carries_messages_both_ways_sync_and
       EXPECT_FALSE(ec) << ec.message();
       received.push_back(std::move(m2));
     });
-    ASSERT_TRUE(run_until(loop.context(), [&] { return received.size() == (&m - messages) + 1u; }));
+    ASSERT_TRUE(run_until(loop.context(), [&] { return received.size() == static_cast<std::size_t>(&m - messages) + 1; }));
   }
   EXPECT_TRUE(std::equal(received.begin(), received.end(), std::begin(messages)));
 }
