@@ -14,9 +14,12 @@ namespace ipckit {
 
 namespace pipe_internal {
 
-unique_fd try_open_fifo_writer(const std::filesystem::path& path, error_code& ec) {
+namespace {
+
+// Opens the path with `flags` (never blocking: O_NONBLOCK) and makes sure it is a FIFO.
+unique_fd open_fifo_fd(const std::filesystem::path& path, int flags, error_code& ec) {
   ec.clear();
-  unique_fd fd(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  unique_fd fd(::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!fd) {
     ec = last_error();
     return fd;
@@ -31,6 +34,12 @@ unique_fd try_open_fifo_writer(const std::filesystem::path& path, error_code& ec
     return unique_fd();
   }
   return fd;
+}
+
+}  // namespace
+
+unique_fd try_open_fifo_writer(const std::filesystem::path& path, error_code& ec) {
+  return open_fifo_fd(path, O_WRONLY, ec);
 }
 
 unique_fd watch_opens(const std::filesystem::path& path) {
@@ -77,24 +86,9 @@ void make_fifo(const std::filesystem::path& path, mode_t mode) {
 
 namespace {
 
+// O_NONBLOCK makes the open itself return at once even with no writer.
 unique_fd open_reader_fd(const std::filesystem::path& path, error_code& ec) {
-  ec.clear();
-  // O_NONBLOCK makes the open itself return at once even with no writer.
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-  if (!fd) {
-    ec = last_error();
-    return fd;
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    ec = last_error();
-    return unique_fd();
-  }
-  if (!S_ISFIFO(st.st_mode)) {
-    ec = pipe::errc::not_a_fifo;
-    return unique_fd();
-  }
-  return fd;
+  return pipe_internal::open_fifo_fd(path, O_RDONLY, ec);
 }
 
 }  // namespace
