@@ -27,7 +27,6 @@ namespace {
 namespace asio = boost::asio;
 using ipckit::error_code;
 using json = nlohmann::json;
-using clock = std::chrono::steady_clock;
 
 // Every event goes to stdout, one line each, flushed: the log and the tests' hook.
 __attribute__((format(printf, 1, 2))) void say(const char* format, ...) {
@@ -46,7 +45,6 @@ struct worker_process {
   asio::streambuf line;
   int generation = 0;
   state current = state::starting;
-  clock::time_point started = clock::now();
 
   static const char* name(state s) {
     return s == state::starting ? "starting" : s == state::ready ? "ready" : "draining";
@@ -135,9 +133,10 @@ class supervisor {
       return;
     }
     if (w->current == worker_process::state::draining || w->generation != generation_) return;
-    // A crash: replace it. One that dies at once is restarted after a pause, not in a loop.
+    // A crash: replace it. One that died before it was ready is restarted after a pause,
+    // so that a worker that cannot start does not make us fork in a tight loop.
     ++restarts_;
-    if (clock::now() - w->started > std::chrono::seconds(1)) return start_worker();
+    if (w->current == worker_process::state::ready) return start_worker();
     auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(1));
     timer->async_wait([this, timer](error_code ec) {
       if (!ec && !stopping_) start_worker();
