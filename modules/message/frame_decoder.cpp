@@ -100,7 +100,10 @@ decoded frame_decoder::next_length_prefixed() {
 decoded frame_decoder::next_line() {
   for (;;) {
     const char* start = buffer_.data() + begin_;
-    const char* newline = static_cast<const char*>(std::memchr(start, '\n', buffered()));
+    // memchr on an empty buffer: start may be null (a vector not yet allocated), which
+    // memchr does not allow even for a length of 0.
+    const char* newline =
+        buffered() == 0 ? nullptr : static_cast<const char*>(std::memchr(start, '\n', buffered()));
     if (discarding_line_) {
       if (!newline) {
         consume(buffered());
