@@ -60,7 +60,7 @@ struct received_message {
 };
 
 /// A whole received message, from receive() without a buffer.
-struct message {
+struct queue_message {
   std::string data;
   unsigned priority = 0;
 };
@@ -129,8 +129,8 @@ class message_queue {
   received_message try_receive(boost::asio::mutable_buffer buffer, error_code& ec);
   std::optional<received_message> try_receive(boost::asio::mutable_buffer buffer);
   /// Receives into a string of the queue's message size.
-  message receive();
-  std::optional<message> receive_for(std::chrono::nanoseconds timeout);
+  queue_message receive();
+  std::optional<queue_message> receive_for(std::chrono::nanoseconds timeout);
 
   /// Sends on the loop: waits for room, then sends. Completes with void(error_code).
   /// The message bytes must stay valid until completion.

@@ -71,7 +71,7 @@ int receive(std::span<const std::string> args) {
   // The timeout bounds the whole command, not each message.
   const auto deadline = timeout ? std::optional(clock::now() + *timeout) : std::nullopt;
   for (long long i = 0; i < count; ++i) {
-    std::optional<message> got;
+    std::optional<queue_message> got;
     if (deadline) {
       got = queue.receive_for(std::max(*deadline - clock::now(), clock::duration::zero()));
       if (!got) {

@@ -299,21 +299,21 @@ received_message message_queue::receive_for(boost::asio::mutable_buffer buffer,
   return got;
 }
 
-message message_queue::receive() {
+queue_message message_queue::receive() {
   std::string data(static_cast<std::size_t>(message_size_), '\0');
   auto got = receive(boost::asio::buffer(data));
   data.resize(got.size);
   return {std::move(data), got.priority};
 }
 
-std::optional<message> message_queue::receive_for(std::chrono::nanoseconds timeout) {
+std::optional<queue_message> message_queue::receive_for(std::chrono::nanoseconds timeout) {
   std::string data(static_cast<std::size_t>(message_size_), '\0');
   error_code ec;
   auto got = receive_for(boost::asio::buffer(data), timeout, ec);
   if (ec == errc::timeout) return std::nullopt;
   if (ec) fail(ec, "receive", "mq_receive");
   data.resize(got.size);
-  return message{std::move(data), got.priority};
+  return queue_message{std::move(data), got.priority};
 }
 
 void message_queue::unlink(std::string_view name, error_code& ec) {
