@@ -3,7 +3,9 @@
 
 #include <ipckit/signal.hpp>
 
+#include <csignal>
 #include <iostream>
+#include <string>
 #include <unistd.h>
 
 namespace ipckit::test {
@@ -35,7 +37,37 @@ void print_ignored(int number, std::string_view when) {
             << (signal::ignored(number) ? "ignored" : "not-ignored") << std::endl;
 }
 
+// Blocks SIG and MARKER, prints "ready", waits for a line on stdin (the parent sends
+// while both are blocked, so the kernel holds them pending), then subscribes and prints
+// "SIG N" for the N deliveries of SIG that precede MARKER.
+int count_pending(std::span<const std::string> args) {
+  if (args.size() != 2) return 2;
+  const int number = signal::parse(args[0]);
+  const int marker = signal::parse(args[1]);
+  sigset_t both;
+  sigemptyset(&both);
+  sigaddset(&both, number);
+  sigaddset(&both, marker);
+  if (::sigprocmask(SIG_BLOCK, &both, nullptr) != 0) return 3;
+  std::cout << "ready" << std::endl;
+  std::string go;
+  if (!std::getline(std::cin, go)) return 3;
+  boost::asio::io_context io;
+  signal::notifier watching(io, {number, marker});
+  int count = 0;
+  for (;;) {
+    auto got = watching.wait_for(std::chrono::seconds(20));
+    if (!got) return 4;
+    if (got->number == marker) break;
+    if (got->number == number) ++count;
+  }
+  std::cout << signal::name(number) << ' ' << count << std::endl;
+  return 0;
+}
+
 const helper_mode_registration modes[] = {
+    helper_mode_registration{{"count-pending", "count-pending SIG MARKER  (deliveries of a blocked SIG)",
+                              count_pending}},
     helper_mode_registration{{"signals-to-parent", "signals-to-parent kill:SIG|queue:SIG:VALUE…",
                               signals_to_parent}},
     // Reports SIG's disposition, subscribes, reports again, stops, reports again.
