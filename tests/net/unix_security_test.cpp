@@ -6,6 +6,7 @@
 
 #include <ipckit/net.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <gmock/gmock.h>
 
@@ -315,6 +316,45 @@ TEST_F(unix_security, refused_connection_is_closed_and_accept_keeps_waiting) {
   EXPECT_EQ(log.refused[0].uid, ::geteuid());
   EXPECT_EQ(log.refused[0].pid, ::getpid());
 
+  l.cancel();
+  ASSERT_TRUE(ipckit::test::run_until(io, [&] { return result.has_value(); }));
+  EXPECT_EQ(*result, asio::error::operation_aborted);
+}
+
+TEST_F(unix_security, flood_of_refused_peers_is_all_closed_and_accept_still_waits) {
+  // More refused connections than the listener handles per readiness (64): it yields to
+  // the loop in between and still refuses every one.
+  const std::string path = (dir() / "flood.sock").string();
+  net::listen_config config;
+  config.backlog = 256;
+  config.peers.uids = {::geteuid() + 1};
+  net::listener l = net::listen(ex, "unix", path, config);
+  std::optional<error_code> result;
+  l.async_accept([&](error_code ec, net::conn) { result = ec; });
+  std::vector<net::conn> clients;
+  for (int i = 0; i < 150; ++i) clients.push_back(net::dial(ex, "unix", path));
+  // A timer that keeps firing notes the count each time it runs: it must see the
+  // refusals part done, so the listener did not take them all in one handler.
+  std::vector<std::size_t> seen;
+  asio::steady_timer timer(ex);
+  std::function<void()> tick = [&] {
+    timer.expires_after(std::chrono::milliseconds(0));
+    timer.async_wait([&](error_code ec) {
+      seen.push_back(l.refused_count());
+      if (!ec && l.refused_count() < 150) tick();
+    });
+  };
+  tick();
+  ASSERT_TRUE(ipckit::test::run_until(io, [&] { return l.refused_count() == 150 && !seen.empty() && seen.back() == 150; }));
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [](std::size_t n) { return n > 0 && n < 150; }))
+      << "other handlers ran between batches of refusals";
+  EXPECT_FALSE(result);
+  for (auto& c : clients) {
+    char byte;
+    error_code ec;
+    c.read_some(asio::buffer(&byte, 1), ec);
+    EXPECT_EQ(ec, asio::error::eof);
+  }
   l.cancel();
   ASSERT_TRUE(ipckit::test::run_until(io, [&] { return result.has_value(); }));
   EXPECT_EQ(*result, asio::error::operation_aborted);
