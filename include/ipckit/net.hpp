@@ -49,6 +49,7 @@ enum class errc {
   invalid_address,             ///< "invalid address": not an IP literal where one is needed
   path_too_long,               ///< a unix path that does not fit sun_path (107 bytes)
   control_truncated,           ///< fds did not fit the control buffer; all received were closed
+  insecure_directory,          ///< listen_config::private_directory found a directory others control
 };
 const boost::system::error_category& category() noexcept;
 error_code make_error_code(errc e) noexcept;
@@ -398,11 +399,42 @@ auto async_dial(const executor_type& ex, std::string_view net, std::string_view 
 
 // ---- listening (listen.cpp) ------------------------------------------------------------
 
+/// Who may connect to a unix listener (unix, unixpacket). The listener reads each new
+/// connection's SO_PEERCRED before accept/async_accept would return it; a peer the policy
+/// does not allow is closed there and never reaches the caller, and the accept goes on
+/// waiting for the next connection. An empty policy (the default) allows every peer the
+/// socket's file mode lets connect. A peer is allowed when any rule matches it.
+struct peer_policy {
+  /// Peers running as this process's effective uid (as it is at accept time).
+  bool same_uid = false;
+  /// Peers running as one of these uids (0 is not implied: list it to let root in).
+  std::vector<uid_t> uids;
+  /// Peers whose gid is one of these. SO_PEERCRED reports only the peer's effective gid
+  /// as of connect, not its supplementary groups.
+  std::vector<gid_t> gids;
+  /// Called with each refused peer's credentials, on the thread that accepts, before
+  /// its connection is closed (to log it). Must not throw.
+  std::function<void(const credentials&)> on_refused;
+
+  bool empty() const noexcept { return !same_uid && uids.empty() && gids.empty(); }
+  /// Whether the rules let `peer` in (an empty policy allows everyone).
+  bool allows(const credentials& peer) const noexcept;
+};
+
 /// Go's net.ListenConfig plus the unix extras.
 struct listen_config {
   int backlog = SOMAXCONN;
   /// File mode of a unix socket path (never wider than asked; default owner only).
   unsigned mode = 0600;
+  /// Bind the unix socket path inside a private directory: its parent directory is
+  /// created with mode 0700 if it is missing (its own parent must exist); an existing
+  /// one must be a real directory (not a symlink), owned by this process's effective
+  /// uid and not writable by group or others, or the listen fails with
+  /// errc::insecure_directory before anything is bound. Unix paths only.
+  bool private_directory = false;
+  /// Which peers accept may return (unix and unixpacket only; errc::invalid_argument
+  /// from ipckit::errc on other networks).
+  peer_policy peers;
   /// On close, remove the socket path, but only if it is still the one we bound.
   bool unlink_on_close = true;
   /// On "address already in use" for a unix path no one accepts on (connect refused),
@@ -450,8 +482,13 @@ class listener {
   void close(error_code& ec);
   void close();
 
+  /// How many connections the peer policy has refused and closed so far.
+  std::size_t refused_count() const noexcept { return refused_; }
+
  private:
   friend struct detail::listener_access;
+  /// Whether the peer policy lets the connection on `fd` through; counts a refusal.
+  bool admit(int fd) noexcept;
   /// One non-blocking accept4: false when nothing is pending.
   bool try_accept(conn& out, error_code& ec);
 
@@ -478,6 +515,8 @@ class listener {
   std::string path_;  ///< bound unix path to unlink on close
   dev_t dev_ = 0;
   ino_t ino_ = 0;
+  peer_policy peers_;
+  std::size_t refused_ = 0;
 };
 
 /// Go's net.Listen (tcp, tcp4, tcp6, unix, unixpacket). "tcp" with an empty or

@@ -55,6 +55,17 @@ error_code make_error_code(errc e) noexcept;
 std::string look_path(std::string_view file, error_code& ec);
 std::string look_path(std::string_view file);
 
+/// Whether `name` is an environment variable that changes how the dynamic loader or
+/// glibc behave in a child: every LD_* (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT …), every
+/// MALLOC_*, GLIBC_TUNABLES, and the rest of the list glibc removes for set-uid programs
+/// (its unsecvars.h: GCONV_PATH, GETCONF_DIR, HOSTALIASES, LOCALDOMAIN, LOCPATH,
+/// NIS_PATH, NLSPATH, RESOLV_HOST_CONF, RES_OPTIONS, TMPDIR, TZDIR). Exact names,
+/// case-sensitive, as the loader reads them.
+bool unsafe_env_name(std::string_view name) noexcept;
+
+/// `env` ("NAME=value" entries) without the entries unsafe_env_name() names.
+std::vector<std::string> scrub_env(std::vector<std::string> env);
+
 /// Go's os.ProcessState.
 using process_state = detail::process_state;
 
@@ -115,6 +126,11 @@ class command {
   void setenv(std::string name, std::string value);
   /// Removes one variable from what the child gets.
   void unsetenv(std::string name);
+  /// Scrubs the child's environment: the unsafe_env_name() variables are removed from
+  /// what it would inherit (or from set_env's list), so LD_PRELOAD and friends in this
+  /// process's environment never reach it. setenv() calls still apply on top: a
+  /// variable the program sets on purpose (TMPDIR, say) is passed.
+  void set_scrub_env(bool on = true) { impl_->scrub_env = on; }
   /// The environment the child will get (Go's Cmd.Environ()); empty entries are errors
   /// reported by start().
   std::vector<std::string> environ() const;

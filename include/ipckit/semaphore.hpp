@@ -35,14 +35,19 @@ namespace ipckit {
 enum class semaphore_errc {
   invalid_name = 1,  ///< not "/name" with no other slash, 1–251 characters after it
   value_too_large,   ///< over SEM_VALUE_MAX (or 32767 for System V)
+  not_owner,         ///< it exists and belongs to (or was created by) another user
 };
 const boost::system::error_category& semaphore_category() noexcept;
 error_code make_error_code(semaphore_errc e) noexcept;
 
 struct semaphore_options {
   mode_t mode = 0600;
-  /// Fail with "file exists" if it exists already.
+  /// Fail with "file exists" if it exists already (O_EXCL, IPC_EXCL).
   bool exclusive = false;
+  /// Refuse a semaphore that exists and is not ours (semaphore_errc::not_owner): a named
+  /// one whose file belongs to another uid; a System V set whose owner or creator is
+  /// another uid. create() always checks one it finds; open() checks when asked.
+  bool require_owner = false;
 };
 
 namespace detail {
@@ -102,12 +107,17 @@ class named_semaphore {
 
   executor_type get_executor() const noexcept { return executor_; }
 
-  /// Creates it with `value` units (opens it, value unchanged, if it exists and not
-  /// exclusive). The mode is applied exactly, whatever the umask.
+  /// Creates it with `value` units (opens it, value unchanged, if it exists, is ours
+  /// and not exclusive; another user's is refused with not_owner). The mode is applied
+  /// exactly, whatever the umask.
   void create(std::string_view name, unsigned value, const semaphore_options& options, error_code& ec);
   void create(std::string_view name, unsigned value = 0, const semaphore_options& options = {});
   void open(std::string_view name, error_code& ec);
   void open(std::string_view name);
+  /// Opens an existing one; with options.require_owner, one that is not ours is refused
+  /// (mode and exclusive are not used here).
+  void open(std::string_view name, const semaphore_options& options, error_code& ec);
+  void open(std::string_view name, const semaphore_options& options);
   bool is_open() const noexcept { return state_ != nullptr; }
   void close() noexcept { state_.reset(); }
   const std::string& name() const noexcept;
@@ -177,11 +187,16 @@ class sysv_semaphore {
   static key_t make_key(const std::filesystem::path& path, int project_id);
 
   /// Creates a set under `key` (IPC_PRIVATE: a new set only its id reaches) with
-  /// `value` units; opens it unchanged if it exists and not exclusive.
+  /// `value` units; opens it unchanged if it exists, is ours and not exclusive. A set
+  /// owned or created by another uid is refused with not_owner.
   void create(key_t key, unsigned value, const semaphore_options& options, error_code& ec);
   void create(key_t key, unsigned value = 0, const semaphore_options& options = {});
   void open(key_t key, error_code& ec);
   void open(key_t key);
+  /// Opens an existing set; with options.require_owner, a set whose owner or creator
+  /// is another uid is refused (IPC_SET can give a set away, so both are checked).
+  void open(key_t key, const semaphore_options& options, error_code& ec);
+  void open(key_t key, const semaphore_options& options);
   /// Uses the set whose id another process passed us.
   void attach(int id, error_code& ec);
   void attach(int id);

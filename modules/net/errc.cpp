@@ -26,6 +26,8 @@ class net_category : public boost::system::error_category {
       case errc::path_too_long: return "unix socket path too long (at most 107 bytes)";
       case errc::control_truncated:
         return "control message truncated: received file descriptors were closed";
+      case errc::insecure_directory:
+        return "insecure directory: not a directory of ours closed to group and others";
     }
     return "unknown ipckit.net error " + std::to_string(value);
   }

@@ -1,5 +1,6 @@
 // Go's Listen and ListenPacket: bind (and listen) a socket for a network and address.
 #include "net_internal.hpp"
+#include "private_directory.hpp"
 #include "socket_setup.hpp"
 
 #include <netinet/in.h>
@@ -72,6 +73,22 @@ bound bind_socket(std::string_view net_text, std::string_view text, bool stream,
   if (ec) return out;
   where.address = local.to_string();
   if (out.net.is_unix() && text.empty()) where.address.clear();
+  const bool path = out.net.is_unix() && !text.empty() && !text.starts_with('@');
+  if (!config.peers.empty() && !out.net.is_unix()) {
+    ec = ipckit::errc::invalid_argument;
+    where.syscall = "peer policy (unix networks only)";
+    return out;
+  }
+  if (config.private_directory && !path) {
+    ec = ipckit::errc::invalid_argument;
+    where.syscall = "private directory (unix socket paths only)";
+    return out;
+  }
+  unique_fd directory;
+  if (config.private_directory) {
+    directory = detail::open_private_directory(std::string(text), where.syscall, ec);
+    if (ec) return out;
+  }
   int family = local.family();
   out.fd = detail::open_socket(out.net, family, ec);
   if (ec && family == AF_INET6 && out.net.family == AF_UNSPEC && (ec.value() == EAFNOSUPPORT)) {
@@ -90,7 +107,6 @@ bound bind_socket(std::string_view net_text, std::string_view text, bool stream,
     config.control(net_text, where.address, out.fd.get(), ec);
     if (ec) return out;
   }
-  const bool path = out.net.is_unix() && !text.empty() && !text.starts_with('@');
   // Narrow the socket inode's mode before bind, so the path never exists wider.
   if (path) ::fchmod(out.fd.get(), config.mode & 0777);
   int rc = ::bind(out.fd.get(), local.data(), local.size());
@@ -107,6 +123,12 @@ bound bind_socket(std::string_view net_text, std::string_view text, bool stream,
     ec = last_error();
     where.syscall = "chmod";
     ::unlink(std::string(text).c_str());
+    return out;
+  }
+  if (directory && !detail::bound_in_private_directory(directory.get(), std::string(text),
+                                                       where.syscall, ec)) {
+    // Our socket may sit in a directory someone swapped in: do not serve from it.
+    out.fd.reset();
     return out;
   }
   socklen_t size = address::capacity();
@@ -127,7 +149,9 @@ listener::listener(listener&& other) noexcept
       network_(std::move(other.network_)),
       path_(std::exchange(other.path_, {})),
       dev_(other.dev_),
-      ino_(other.ino_) {}
+      ino_(other.ino_),
+      peers_(std::move(other.peers_)),
+      refused_(other.refused_) {}
 
 listener& listener::operator=(listener&& other) noexcept {
   if (this != &other) {
@@ -138,6 +162,8 @@ listener& listener::operator=(listener&& other) noexcept {
     path_ = std::exchange(other.path_, {});
     dev_ = other.dev_;
     ino_ = other.ino_;
+    peers_ = std::move(other.peers_);
+    refused_ = other.refused_;
   }
   return *this;
 }
@@ -158,9 +184,17 @@ address listener::addr() const {
 
 bool listener::try_accept(conn& out, error_code& ec) {
   ec.clear();
-  for (;;) {
+  // A flood of refused peers must not hold the loop: after this many, wait for
+  // readiness again (which is immediate), so other handlers run in between.
+  constexpr int refusals_per_call = 64;
+  for (int refused = 0;;) {
     const int fd = ::accept4(socket_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) {
+      if (!admit(fd)) {
+        ::close(fd);
+        if (++refused == refusals_per_call) return false;
+        continue;
+      }
       out = conn(get_executor(), network_, unique_fd(fd), ec);
       return !ec;
     }
@@ -234,6 +268,7 @@ struct listener_access {
     if (ec) return l;
     b.fd.release();
     l.network_ = net;
+    l.peers_ = config.peers;
     return l;
   }
 };

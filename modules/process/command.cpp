@@ -32,6 +32,7 @@ std::vector<std::string> command_impl::environ() const {
   } else {
     for (char** entry = ::environ; entry && *entry; ++entry) result.emplace_back(*entry);
   }
+  if (scrub_env) result = ipckit::scrub_env(std::move(result));
   auto name_of = [](const std::string& entry) { return entry.substr(0, entry.find('=')); };
   for (const auto& [name, value] : env_edits) {
     std::erase_if(result, [&](const std::string& entry) { return name_of(entry) == name; });

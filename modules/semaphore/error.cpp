@@ -11,6 +11,7 @@ class semaphore_category_impl : public boost::system::error_category {
       case semaphore_errc::invalid_name:
         return "invalid name: want \"/name\" with no other slash, at most 251 characters";
       case semaphore_errc::value_too_large: return "semaphore value too large";
+      case semaphore_errc::not_owner: return "semaphore exists and belongs to another user";
     }
     return "unknown semaphore error " + std::to_string(value);
   }

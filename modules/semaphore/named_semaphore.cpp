@@ -48,6 +48,40 @@ const std::string& empty_name() {
   return empty;
 }
 
+// Where glibc keeps the semaphore "/name".
+std::string semaphore_file(const std::string& name) { return "/dev/shm/sem." + name.substr(1); }
+
+// The semaphore's file, if it is a plain file of ours; `found` is false if it is missing.
+bool file_is_ours(const std::string& name, struct stat& st, bool& found) {
+  found = ::lstat(semaphore_file(name).c_str(), &st) == 0;
+  return found && S_ISREG(st.st_mode) && st.st_uid == ::geteuid();
+}
+
+// sem_open(name, 0), refusing a semaphore that is not ours. sem_t has no descriptor to
+// fstat, so the file is checked before and after sem_open and must be the same inode
+// both times: /dev/shm is sticky, so no other user can swap out a file of ours between.
+sem_t* open_owned(const std::string& name, error_code& ec) {
+  struct stat before {}, after {};
+  bool found = false;
+  if (!file_is_ours(name, before, found) && found) {
+    ec = semaphore_errc::not_owner;
+    return SEM_FAILED;
+  }
+  sem_t* sem = ::sem_open(name.c_str(), 0);
+  if (sem == SEM_FAILED) {
+    ec = last_error();
+    return SEM_FAILED;
+  }
+  const bool same = found && file_is_ours(name, after, found) && after.st_dev == before.st_dev &&
+                    after.st_ino == before.st_ino;
+  if (!same) {
+    ::sem_close(sem);
+    ec = semaphore_errc::not_owner;
+    return SEM_FAILED;
+  }
+  return sem;
+}
+
 }  // namespace
 
 const std::string& named_semaphore::name() const noexcept { return state_ ? state_->name : empty_name(); }
@@ -73,9 +107,14 @@ void named_semaphore::create(std::string_view name, unsigned value, const semaph
   state->sem = ::sem_open(state->name.c_str(), O_CREAT | O_EXCL, options.mode, value);
   if (state->sem != SEM_FAILED) {
     // sem_open applies the umask; give the semaphore exactly the mode asked for.
-    ::chmod(("/dev/shm/sem." + state->name.substr(1)).c_str(), options.mode);
+    ::chmod(semaphore_file(state->name).c_str(), options.mode);
   } else if (errno == EEXIST && !options.exclusive) {
-    state->sem = ::sem_open(state->name.c_str(), 0);
+    // Someone else's semaphore under our name is an attack, not a semaphore to use.
+    state->sem = open_owned(state->name, ec);
+    if (ec) {
+      state->sem = nullptr;
+      return;
+    }
   }
   if (state->sem == SEM_FAILED) {
     state->sem = nullptr;
@@ -92,7 +131,11 @@ void named_semaphore::create(std::string_view name, unsigned value, const semaph
                            ec.category() == boost::system::system_category() ? "sem_open" : ""});
 }
 
-void named_semaphore::open(std::string_view name, error_code& ec) {
+void named_semaphore::open(std::string_view name, error_code& ec) { open(name, semaphore_options{}, ec); }
+
+void named_semaphore::open(std::string_view name) { open(name, semaphore_options{}); }
+
+void named_semaphore::open(std::string_view name, const semaphore_options& options, error_code& ec) {
   ec.clear();
   if (!valid_semaphore_name(name)) {
     ec = semaphore_errc::invalid_name;
@@ -100,18 +143,22 @@ void named_semaphore::open(std::string_view name, error_code& ec) {
   }
   auto state = std::make_shared<detail::named_semaphore_state>();
   state->name = name;
-  state->sem = ::sem_open(state->name.c_str(), 0);
-  if (state->sem == SEM_FAILED) {
+  if (options.require_owner) {
+    state->sem = open_owned(state->name, ec);
+  } else {
+    state->sem = ::sem_open(state->name.c_str(), 0);
+    if (state->sem == SEM_FAILED) ec = last_error();
+  }
+  if (ec) {
     state->sem = nullptr;
-    ec = last_error();
     return;
   }
   state_ = std::move(state);
 }
 
-void named_semaphore::open(std::string_view name) {
+void named_semaphore::open(std::string_view name, const semaphore_options& options) {
   error_code ec;
-  open(name, ec);
+  open(name, options, ec);
   if (ec) throw_error(ec, {"open", "", "", std::string(name),
                            ec.category() == boost::system::system_category() ? "sem_open" : ""});
 }

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <sys/ipc.h>
 #include <sys/sem.h>
+#include <unistd.h>
 
 namespace ipckit {
 namespace {
@@ -15,6 +16,24 @@ union semun {
 };
 
 constexpr int sysv_value_max = 32767;  // SEMVMX
+
+// Both the owner and the creator must be us: the creator may hand the owner field to
+// anyone with IPC_SET and still control the set.
+bool owned_by_us(int id, error_code& ec) {
+  semid_ds status{};
+  semun argument{};
+  argument.buf = &status;
+  if (::semctl(id, 0, IPC_STAT, argument) != 0) {
+    ec = last_error();
+    return false;
+  }
+  const uid_t us = ::geteuid();
+  if (status.sem_perm.uid != us || status.sem_perm.cuid != us) {
+    ec = semaphore_errc::not_owner;
+    return false;
+  }
+  return true;
+}
 
 // One SEM_UNDO operation on the set's only semaphore; timeout null: none.
 int operate(int id, short delta, short flags, const timespec* timeout) {
@@ -91,6 +110,7 @@ void sysv_semaphore::create(key_t key, unsigned value, const semaphore_options& 
     }
   } else if (errno == EEXIST && !options.exclusive) {
     id = ::semget(key, 1, 0);
+    if (id >= 0 && !owned_by_us(id, ec)) return;
   }
   if (id < 0) {
     ec = last_error();
@@ -106,20 +126,26 @@ void sysv_semaphore::create(key_t key, unsigned value, const semaphore_options& 
                            ec.category() == boost::system::system_category() ? "semget" : ""});
 }
 
-void sysv_semaphore::open(key_t key, error_code& ec) {
+void sysv_semaphore::open(key_t key, error_code& ec) { open(key, semaphore_options{}, ec); }
+
+void sysv_semaphore::open(key_t key) { open(key, semaphore_options{}); }
+
+void sysv_semaphore::open(key_t key, const semaphore_options& options, error_code& ec) {
   ec.clear();
   const int id = ::semget(key, 1, 0);
   if (id < 0) {
     ec = last_error();
     return;
   }
+  if (options.require_owner && !owned_by_us(id, ec)) return;
   id_ = id;
 }
 
-void sysv_semaphore::open(key_t key) {
+void sysv_semaphore::open(key_t key, const semaphore_options& options) {
   error_code ec;
-  open(key, ec);
-  if (ec) throw_error(ec, {"open", "sysv", "", "key " + std::to_string(key), "semget"});
+  open(key, options, ec);
+  if (ec) throw_error(ec, {"open", "sysv", "", "key " + std::to_string(key),
+                           ec.category() == boost::system::system_category() ? "semget" : ""});
 }
 
 void sysv_semaphore::attach(int id, error_code& ec) {

@@ -85,6 +85,7 @@ struct command_impl : std::enable_shared_from_this<command_impl> {
   std::filesystem::path dir;
   std::optional<std::vector<std::string>> env;  // nullopt: inherit
   std::vector<std::pair<std::string, std::optional<std::string>>> env_edits;
+  bool scrub_env = false;  // drop loader/glibc variables from the base environment
   stdio io[3];
   std::vector<std::pair<std::shared_ptr<unique_fd>, int>> extra;
   bool new_process_group = false;
