@@ -1,0 +1,118 @@
+// Delay and packet loss on the veth, injected with `tc qdisc … netem` on A's side
+// (egress of A's veth: every packet A sends). Each test skips, saying why, when the
+// kernel has no sch_netem.
+#include "netns_test_util.hpp"
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <iostream>
+
+namespace {
+
+namespace net = ipckit::net;
+namespace asio = boost::asio;
+using ipckit::error_code;
+using ipckit::test::enter_netns;
+using ipckit::test::netns_addresses;
+using ipckit::test::netns_test;
+using ipckit::test::run_until;
+using namespace std::chrono_literals;
+
+class netns_netem_test : public netns_test {
+ protected:
+  /// Adds netem with `args` on A's veth, or skips the test.
+  void netem_on_a(const std::vector<std::string>& args) {
+    std::string why;
+    if (!ns().netem(ns().a(), args, why)) GTEST_SKIP() << why;
+  }
+};
+
+TEST_F(netns_netem_test, delay_slows_the_handshake_and_a_short_timeout_fails) {
+  std::string listening;
+  auto echo = echo_in_b("tcp4", "198.18.0.2:0", listening);
+  ASSERT_FALSE(listening.empty());
+  netem_on_a({"delay", "200ms"});
+  enter_netns in_a(ns().a());
+  auto start = std::chrono::steady_clock::now();
+  net::conn c = net::dial(ex, "tcp4", listening);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 190ms) << "the SYN waited in netem";
+  net::dialer d;
+  d.timeout = 50ms;
+  error_code ec;
+  start = std::chrono::steady_clock::now();
+  net::conn late = d.dial(ex, "tcp4", listening, ec);
+  EXPECT_EQ(ec, ipckit::errc::timeout) << ec.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 190ms) << "the timeout, not the delay, ended it";
+}
+
+TEST_F(netns_netem_test, total_loss_times_out_the_dial) {
+  std::string listening;
+  auto echo = echo_in_b("tcp6", "[fd00:1985::2]:0", listening);
+  ASSERT_FALSE(listening.empty());
+  netem_on_a({"loss", "100%"});
+  enter_netns in_a(ns().a());
+  net::dialer d;
+  d.timeout = 500ms;
+  std::optional<error_code> got;
+  d.async_dial(ex, "tcp6", listening, [&](error_code ec, net::conn) { got = ec; });
+  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }));
+  EXPECT_EQ(*got, ipckit::errc::timeout);
+}
+
+TEST_F(netns_netem_test, tcp_delivers_every_byte_through_loss_and_delay) {
+  std::string listening;
+  auto echo = echo_in_b("tcp4", "198.18.0.2:0", listening);
+  ASSERT_FALSE(listening.empty());
+  netem_on_a({"delay", "5ms", "loss", "5%"});
+  enter_netns in_a(ns().a());
+  net::conn c = net::dial(ex, "tcp4", listening);
+  std::string sent(128 * 1024, '\0');
+  for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 7 + i / 251);
+  std::string got(sent.size(), '\0');
+  std::optional<error_code> wrote, read;
+  // Write and read at once: the echo sends back while we are still sending.
+  asio::async_write(c, asio::buffer(sent), [&](error_code ec, std::size_t) { wrote = ec; });
+  asio::async_read(c, asio::buffer(got), [&](error_code ec, std::size_t) { read = ec; });
+  ASSERT_TRUE(run_until(io, [&] { return wrote && read; }, 60s));
+  EXPECT_FALSE(*wrote) << wrote->message();
+  EXPECT_FALSE(*read) << read->message();
+  EXPECT_TRUE(got == sent) << "the echoed bytes differ";
+}
+
+TEST_F(netns_netem_test, udp_loss_is_counted_not_hidden) {
+  std::string listening;
+  auto echo = echo_in_b("udp4", "198.18.0.2:0", listening);
+  ASSERT_FALSE(listening.empty());
+  netem_on_a({"loss", "30%"});
+  enter_netns in_a(ns().a());
+  net::conn c = net::dial(ex, "udp4", listening);
+  // One datagram at a time; an echo missing after 200 ms is a loss (B answers in far
+  // less: nothing delays it).
+  constexpr int total = 100;
+  int echoed = 0;
+  char buffer[64];
+  for (int i = 0; i < total; ++i) {
+    const std::string sent = "datagram " + std::to_string(i);
+    c.write_some(asio::buffer(sent));
+    std::optional<std::size_t> n;
+    bool completed = false;
+    c.async_read_some(asio::buffer(buffer), [&](error_code ec, std::size_t size) {
+      completed = true;
+      if (!ec) n = size;
+    });
+    if (run_until(io, [&] { return n.has_value(); }, 200ms)) {
+      EXPECT_EQ(std::string(buffer, *n), sent);
+      ++echoed;
+    } else {
+      c.cancel();
+      ASSERT_TRUE(run_until(io, [&] { return completed; }));
+    }
+  }
+  RecordProperty("echoed", echoed);
+  std::cout << "udp with 30% loss on A's egress: " << echoed << " of " << total << " echoed\n";
+  EXPECT_GT(echoed, 0);
+  EXPECT_LT(echoed, total) << "30% loss and not one datagram lost: netem did not apply";
+}
+
+}  // namespace
