@@ -21,18 +21,16 @@ using namespace std::chrono_literals;
 
 class netns_netem_test : public netns_test {
  protected:
-  /// Adds netem with `args` on A's veth, or skips the test.
-  void netem_on_a(const std::vector<std::string>& args) {
-    std::string why;
-    if (!ns().netem(ns().a(), args, why)) GTEST_SKIP() << why;
-  }
+  /// Adds netem with `args` on A's veth; false (with why_) when netem is unavailable.
+  bool netem_on_a(const std::vector<std::string>& args) { return ns().netem(ns().a(), args, why_); }
+  std::string why_;
 };
 
 TEST_F(netns_netem_test, delay_slows_the_handshake_and_a_short_timeout_fails) {
   std::string listening;
   auto echo = echo_in_b("tcp4", "198.18.0.2:0", listening);
   ASSERT_FALSE(listening.empty());
-  netem_on_a({"delay", "200ms"});
+  if (!netem_on_a({"delay", "200ms"})) GTEST_SKIP() << why_;
   enter_netns in_a(ns().a());
   auto start = std::chrono::steady_clock::now();
   net::conn c = net::dial(ex, "tcp4", listening);
@@ -50,7 +48,7 @@ TEST_F(netns_netem_test, total_loss_times_out_the_dial) {
   std::string listening;
   auto echo = echo_in_b("tcp6", "[fd00:1985::2]:0", listening);
   ASSERT_FALSE(listening.empty());
-  netem_on_a({"loss", "100%"});
+  if (!netem_on_a({"loss", "100%"})) GTEST_SKIP() << why_;
   enter_netns in_a(ns().a());
   net::dialer d;
   d.timeout = 500ms;
@@ -64,7 +62,7 @@ TEST_F(netns_netem_test, tcp_delivers_every_byte_through_loss_and_delay) {
   std::string listening;
   auto echo = echo_in_b("tcp4", "198.18.0.2:0", listening);
   ASSERT_FALSE(listening.empty());
-  netem_on_a({"delay", "5ms", "loss", "5%"});
+  if (!netem_on_a({"delay", "5ms", "loss", "5%"})) GTEST_SKIP() << why_;
   enter_netns in_a(ns().a());
   net::conn c = net::dial(ex, "tcp4", listening);
   std::string sent(128 * 1024, '\0');
@@ -84,7 +82,7 @@ TEST_F(netns_netem_test, udp_loss_is_counted_not_hidden) {
   std::string listening;
   auto echo = echo_in_b("udp4", "198.18.0.2:0", listening);
   ASSERT_FALSE(listening.empty());
-  netem_on_a({"loss", "30%"});
+  if (!netem_on_a({"loss", "30%"})) GTEST_SKIP() << why_;
   enter_netns in_a(ns().a());
   net::conn c = net::dial(ex, "udp4", listening);
   // One datagram at a time; an echo missing after 200 ms is a loss (B answers in far
