@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fcntl.h>
 #include <sched.h>
 #include <system_error>
@@ -23,9 +24,23 @@ std::string describe(const std::vector<std::string>& argv, const process_result&
   return text + ": exit " + std::to_string(r.exit_code) + ": " + r.err;
 }
 
+// A run that crashed could not delete its namespaces: remove those whose process is gone
+// ("ipckit-PID-N-a" with no /proc/PID), never one of a run still going.
+void remove_stale_namespaces() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+    const std::string name = entry.path().filename();
+    if (!name.starts_with("ipckit-")) continue;
+    const std::string pid = name.substr(7, name.find('-', 7) - 7);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (!std::filesystem::exists("/proc/" + pid, ec)) run_process({"ip", "netns", "del", name});
+  }
+}
+
 }  // namespace
 
 std::optional<netns_pair> netns_pair::create(std::string& why) {
+  remove_stale_namespaces();
   netns_pair pair;
   const std::string prefix = unique_prefix();
   for (const char* side : {"-a", "-b"}) {

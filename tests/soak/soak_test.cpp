@@ -405,8 +405,12 @@ TEST_F(soak_test, mixed_traffic_on_every_transport_with_signals_loses_nothing_an
     flows.clear();
     peers.clear();
   }
-  io.restart();
-  io.poll();
+  // After a failure that left operations pending, their handlers would refer to the
+  // flows just destroyed: they are left for the io_context to destroy, never run.
+  if (!::testing::Test::HasFailure()) {
+    io.restart();
+    io.poll();
+  }
   EXPECT_EQ(ipckit::test::open_fd_count(), fds_before)
       << "descriptors leaked; at the start:\n" << fds_at_start << "now:\n" << fd_list();
   EXPECT_EQ(child_count(), children_before) << "children left behind";
