@@ -361,6 +361,8 @@ TEST_F(soak_test, mixed_traffic_on_every_transport_with_signals_loses_nothing_an
     }
 
     signal_traffic signals(io, deadline);
+    // The count that must come back down at the end sees every child now.
+    EXPECT_EQ(child_count(), children_before + peers.size() + 1);
     for (auto& f : flows) f->start();
     const bool finished = run_until(
         io,
