@@ -143,6 +143,33 @@ bool netns_pair::netem(const std::string& ns, const std::vector<std::string>& ar
   return true;
 }
 
+bool netns_pair::lose_from_a(int percent, std::string& how) const {
+  std::string netem_why;
+  if (netem(a(), {"loss", std::to_string(percent) + "%"}, netem_why)) {
+    how = "netem loss " + std::to_string(percent) + "% on A's veth";
+    return true;
+  }
+  const std::string rule = percent >= 100 ? "drop" : "numgen random mod 100 < " + std::to_string(percent) + " drop";
+  const std::string ruleset = "table netdev ipckit_loss {\n"
+                              "  chain ingress {\n"
+                              "    type filter hook ingress device \"vb\" priority 0; policy accept;\n"
+                              "    " + rule + "\n"
+                              "  }\n"
+                              "}\n";
+  process_result r;
+  try {
+    r = run_process({"ip", "netns", "exec", b(), "nft", "-f", "-"}, ruleset);
+  } catch (const std::exception& e) {
+    r.err = e.what();
+  }
+  if (r.exit_code != 0) {
+    how = netem_why + "; and no nftables fallback (nft -f on B's ingress: " + r.err + ")";
+    return false;
+  }
+  how = "nftables drop of " + std::to_string(percent) + "% on B's veth ingress (" + netem_why + ")";
+  return true;
+}
+
 std::vector<std::string> netns_pair::helper_argv(const std::string& ns,
                                                  const std::vector<std::string>& args) const {
   std::vector<std::string> argv{"ip", "netns", "exec", ns, helper_path()};

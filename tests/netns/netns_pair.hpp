@@ -51,6 +51,11 @@ class netns_pair : public netns_addresses {
   /// false with `why` set when netem is not available here.
   bool netem(const std::string& ns, const std::vector<std::string>& args, std::string& why) const;
 
+  /// Drops `percent`% of the packets A sends to B, at random: netem loss on A's veth,
+  /// or where the kernel has no netem, an nftables rule on B's veth ingress (the same
+  /// loss as seen from either end). `how` says which was used, or why neither was.
+  bool lose_from_a(int percent, std::string& how) const;
+
   /// The helper child started inside NS (`ip netns exec NS ipckit_helper ARGS…`).
   std::vector<std::string> helper_argv(const std::string& ns, const std::vector<std::string>& args) const;
 
