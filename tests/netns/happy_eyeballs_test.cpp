@@ -92,6 +92,41 @@ INSTANTIATE_TEST_SUITE_P(
                   netns_addresses::b4, false}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// B's real addresses, but B drops every packet of one family (an nftables rule on its
+// veth): the host is up and one of its families is broken, as with a bad IPv6 setup.
+struct dropped_family_case {
+  const char* name;
+  const char* rule;
+  const char* first;
+  const char* second;
+};
+
+class netns_dropped_family_test : public netns_happy_eyeballs_test,
+                                  public ::testing::WithParamInterface<dropped_family_case> {};
+
+TEST_P(netns_dropped_family_test, the_dial_falls_back_to_the_family_that_works) {
+  const auto& param = GetParam();
+  std::string why;
+  if (!ns().filter_at_b(param.rule, why)) GTEST_SKIP() << why;
+  enter_netns in_a(ns().a());
+  net::dialer d = resolving_to({at(param.first), at(param.second)});
+  d.timeout = 10s;
+  const auto start = std::chrono::steady_clock::now();
+  net::conn c = d.dial(ex, "tcp", "both.test:" + port_);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(c.remote_address().to_string(), at(param.second));
+  EXPECT_GE(took, 290ms) << "the fallback starts after the 300 ms fallback delay";
+  EXPECT_LT(took, 5s);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    cases, netns_dropped_family_test,
+    ::testing::Values(dropped_family_case{"ipv6_dropped", "meta protocol ip6 drop", netns_addresses::b6,
+                                          netns_addresses::b4},
+                      dropped_family_case{"ipv4_dropped", "meta protocol ip drop", netns_addresses::b4,
+                                          netns_addresses::b6}),
+    [](const auto& info) { return std::string(info.param.name); });
+
 TEST_F(netns_happy_eyeballs_test, refused_primary_starts_the_fallback_at_once) {
   enter_netns in_a(ns().a());
   // B answers the v6 SYN with a RST (nothing on port 1), so v4 need not wait 5 s.

@@ -150,23 +150,33 @@ bool netns_pair::lose_from_a(int percent, std::string& how) const {
     return true;
   }
   const std::string rule = percent >= 100 ? "drop" : "numgen random mod 100 < " + std::to_string(percent) + " drop";
-  const std::string ruleset = "table netdev ipckit_loss {\n"
+  std::string nft_why;
+  if (!filter_at_b(rule, nft_why)) {
+    how = netem_why + "; and no nftables fallback: " + nft_why;
+    return false;
+  }
+  how = "nftables drop of " + std::to_string(percent) + "% on B's veth ingress (" + netem_why + ")";
+  return true;
+}
+
+bool netns_pair::filter_at_b(const std::string& rule, std::string& why) const {
+  const std::string ruleset = "table netdev ipckit_filter {\n"
                               "  chain ingress {\n"
                               "    type filter hook ingress device \"vb\" priority 0; policy accept;\n"
                               "    " + rule + "\n"
                               "  }\n"
                               "}\n";
+  const std::vector<std::string> argv{"ip", "netns", "exec", b(), "nft", "-f", "-"};
   process_result r;
   try {
-    r = run_process({"ip", "netns", "exec", b(), "nft", "-f", "-"}, ruleset);
+    r = run_process(argv, ruleset);
   } catch (const std::exception& e) {
     r.err = e.what();
   }
   if (r.exit_code != 0) {
-    how = netem_why + "; and no nftables fallback (nft -f on B's ingress: " + r.err + ")";
+    why = "nftables cannot filter on B's veth (" + describe(argv, r) + ")";
     return false;
   }
-  how = "nftables drop of " + std::to_string(percent) + "% on B's veth ingress (" + netem_why + ")";
   return true;
 }
 

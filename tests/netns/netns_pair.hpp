@@ -56,6 +56,10 @@ class netns_pair : public netns_addresses {
   /// loss as seen from either end). `how` says which was used, or why neither was.
   bool lose_from_a(int percent, std::string& how) const;
 
+  /// Adds an nftables rule on B's veth ingress (a netdev table): "meta protocol ip6 drop"
+  /// drops every IPv6 packet A sends. False with `why` when nft cannot do it here.
+  bool filter_at_b(const std::string& rule, std::string& why) const;
+
   /// The helper child started inside NS (`ip netns exec NS ipckit_helper ARGS…`).
   std::vector<std::string> helper_argv(const std::string& ns, const std::vector<std::string>& args) const;
 
