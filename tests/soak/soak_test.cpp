@@ -81,7 +81,8 @@ class flow {
     bool text;  ///< printable bytes only (JSON strings)
   };
 
-  flow(std::string name, std::unique_ptr<soak_channel> channel, limits l, clock_type::time_point deadline,
+  /// `deadline` is read when the flow runs: it is set once every transport is up.
+  flow(std::string name, std::unique_ptr<soak_channel> channel, limits l, const clock_type::time_point& deadline,
        unsigned seed)
       : name_(std::move(name)), channel_(std::move(channel)), limits_(l), deadline_(deadline), random_(seed) {}
 
@@ -173,7 +174,7 @@ class flow {
   std::string name_;
   std::unique_ptr<soak_channel> channel_;
   limits limits_;
-  clock_type::time_point deadline_;
+  const clock_type::time_point& deadline_;
   std::mt19937_64 random_;
   std::uint64_t seq_ = 0;
   std::string message_;
@@ -278,7 +279,7 @@ TEST_F(soak_test, mixed_traffic_on_every_transport_with_signals_loses_nothing_an
     queue_names queues;
     std::vector<std::unique_ptr<peer_process>> peers;
     std::vector<std::unique_ptr<flow>> flows;
-    const auto deadline = clock_type::now() + duration;
+    clock_type::time_point deadline{};  // set when every transport is up
     auto add = [&](std::string name, std::unique_ptr<soak_channel> channel, flow::limits l) {
       flows.push_back(std::make_unique<flow>(std::move(name), std::move(channel), l, deadline,
                                              static_cast<unsigned>(1985 + flows.size())));
@@ -360,6 +361,7 @@ TEST_F(soak_test, mixed_traffic_on_every_transport_with_signals_loses_nothing_an
           {static_cast<std::size_t>(size), false});
     }
 
+    deadline = clock_type::now() + duration;
     signal_traffic signals(io, deadline);
     // The count that must come back down at the end sees every child now.
     EXPECT_EQ(child_count(), children_before + peers.size() + 1);
