@@ -42,6 +42,20 @@ error_code step(tour_context& context, Start start) {
   return result;
 }
 
+// A row is skipped only when this machine cannot run it (no IPv6, no CAP_NET_RAW);
+// any other failure to set it up (too many open files …) fails the row.
+bool unavailable_here(const error_code& ec) {
+  namespace errc = boost::system::errc;
+  return ec == errc::address_family_not_supported || ec == errc::address_not_available ||
+         ec == errc::protocol_not_supported || ec == errc::operation_not_permitted ||
+         ec == errc::permission_denied;
+}
+
+tour_result set_up_failed(const std::string& what, const error_code& ec) {
+  if (unavailable_here(ec)) return tour_result::skip(what + ": " + error_text(ec));
+  return {false, std::nullopt, std::nullopt, what + ": " + error_text(ec)};
+}
+
 tour_result finish(tour_child& child, std::vector<std::chrono::nanoseconds> times,
                    const std::string& what, const error_code& ec) {
   const auto status = child.wait(std::chrono::seconds(10));
@@ -59,7 +73,7 @@ tour_result connection_row(tour_context& context, const std::string& method,
   auto ex = context.loop().get_executor();
   error_code ec;
   net::listener l = net::listen(ex, net, address, ec);
-  if (ec) return tour_result::skip("listen " + net + ": " + error_text(ec));
+  if (ec) return set_up_failed("listen " + net, ec);
   const std::string where = l.addr().to_string();
   auto child = context.start_child(method, {net, where});
   std::vector<std::chrono::nanoseconds> times;
@@ -104,7 +118,7 @@ tour_result packet_row(tour_context& context, const std::string& method, const s
   auto ex = context.loop().get_executor();
   error_code ec;
   net::packet_conn p = net::listen_packet(ex, net, address, ec);
-  if (ec) return tour_result::skip("listen " + net + ": " + error_text(ec));
+  if (ec) return set_up_failed("listen " + net, ec);
   const std::string where = p.local_address().to_string();
   auto child = context.start_child(method, {net, where, child_local});
   std::vector<std::chrono::nanoseconds> times;
@@ -160,9 +174,11 @@ tour_result icmp_row(tour_context& context) {
   auto ex = context.loop().get_executor();
   error_code ec;
   net::conn c = net::dial(ex, "ip4:icmp", "127.0.0.1", ec);
-  if (ec) return tour_result::skip("raw sockets need CAP_NET_RAW (" + error_text(ec) + ")");
+  if (ec == boost::system::errc::operation_not_permitted || ec == boost::system::errc::permission_denied)
+    return tour_result::skip("raw sockets need CAP_NET_RAW (" + error_text(ec) + ")");
+  if (ec) return set_up_failed("dial ip4:icmp 127.0.0.1", ec);
   int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) return tour_result::skip("pipe2: " + error_text(last_error()));
+  if (::pipe2(ready, O_CLOEXEC) != 0) return {false, std::nullopt, std::nullopt, "pipe2: " + error_text(last_error())};
   unique_fd ready_r(ready[0]), ready_w(ready[1]);
   const std::string id = std::to_string(::getpid() & 0xffff);
   auto child = context.start_child("ip4:icmp", {id}, {{ready_w.get(), 3}});
