@@ -4,6 +4,7 @@
 #include "test_support.hpp"
 
 #include <ipckit/event_loop.hpp>
+#include <ipckit/message_queue.hpp>
 #include <ipckit/unique_fd.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -227,5 +228,65 @@ std::pair<unix_seqpacket::socket, unix_seqpacket::socket> socket_pair<unix_seqpa
 }
 
 TEST(json_channel, datagram_framing_over_seqpacket) { one_message_per_datagram<unix_seqpacket>(); }
+
+// A POSIX message queue is a packet transport too: one JSON message per queue message,
+// sync and async, across processes (the ipckit command on the other side).
+TEST(json_channel, datagram_framing_over_a_message_queue) {
+  ipckit::event_loop loop;
+  const std::string name = ipckit::test::unique_ipc_name("json");
+  struct unlink_at_end {
+    std::string name;
+    ~unlink_at_end() {
+      ipckit::error_code ignored;
+      ipckit::message_queue::unlink(name, ignored);
+    }
+  } cleanup{name};
+  ipckit::message_queue_options options;
+  options.attributes = {4, 256};
+  ipckit::message_queue sender(loop), receiver(loop);
+  sender.create(name, options);
+  receiver.open(name);
+  // The channel's receive buffer (cap + 1 bytes) must hold the queue's message size.
+  json_channel<ipckit::message_queue&> out(sender, {framing::datagram, 255});
+  json_channel<ipckit::message_queue&> in(receiver, {framing::datagram, 255});
+
+  out.send({{"first", 1}});
+  out.send({{"second", 2}});
+  EXPECT_EQ(sender.attributes().current_messages, 2);  // one queue message each
+  EXPECT_EQ(in.receive(), json({{"first", 1}}));
+  bool done = false;
+  in.async_receive([&](ipckit::error_code ec, json m) {
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(m, json({{"second", 2}}));
+    done = true;
+  });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+
+  // Another process's message is one JSON message; ours is one line for `mq receive`.
+  auto sent = ipckit::test::run_process({ipckit::test::cli_path(), "mq", "send", name, R"({"from":"cli"})"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.err;
+  EXPECT_EQ(in.receive(), json({{"from", "cli"}}));
+  done = false;
+  out.async_send({{"to", "cli"}}, [&](ipckit::error_code ec) {
+    EXPECT_FALSE(ec) << ec.message();
+    done = true;
+  });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  auto received = ipckit::test::run_process({ipckit::test::cli_path(), "mq", "receive", name});
+  EXPECT_EQ(received.out, "{\"to\":\"cli\"}\n") << received.err;
+
+  // Over the channel's cap: refused before sending, and refused on receipt; the next
+  // message still decodes.
+  ipckit::error_code ec;
+  out.send(std::string(300, 'z'), ec);
+  EXPECT_EQ(ec, ipckit::errc::message_too_large);
+  const std::string big = "\"" + std::string(254, 'z') + "\"";  // 256 bytes: fits the queue
+  sender.send(boost::asio::buffer(big));
+  out.send(3);
+  in.receive(ec);
+  EXPECT_EQ(ec, ipckit::errc::message_too_large);
+  EXPECT_EQ(in.receive(), 3);
+  EXPECT_EQ(receiver.attributes().current_messages, 0);
+}
 
 }  // namespace
