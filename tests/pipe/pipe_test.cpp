@@ -193,6 +193,19 @@ TEST(pipe, async_write_deadline_when_full) {
   EXPECT_EQ(moved, 4096u);
 }
 
+TEST(pipe, sync_write_deadline_when_full) {
+  boost::asio::io_context io;
+  auto [reader, writer] = ipckit::make_pipe(io.get_executor(), 4096);
+  const std::string data = pattern(1 << 20);
+  writer.expires_after(50ms);
+  error_code ec;
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t moved = boost::asio::write(writer, boost::asio::buffer(data), ec);
+  EXPECT_EQ(ec, ipckit::errc::timeout);
+  EXPECT_EQ(moved, 4096u);  // what fit before the reader stopped reading
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 45ms);
+}
+
 TEST(pipe, cancellation_slot_aborts_a_read) {
   boost::asio::io_context io;
   auto [reader, writer] = ipckit::make_pipe(io.get_executor());
