@@ -36,9 +36,10 @@ struct planned_row {
 };
 constexpr planned_row planned_rows[] = {
     {100, "signal", 4},          {200, "anonymous pipe", 5},   {210, "fifo", 5},
-    {300, "tcp4", 3},            {301, "tcp6", 3},             {302, "udp4", 3},
-    {303, "udp6", 3},            {304, "unix", 3},             {305, "unixgram", 3},
-    {306, "unixpacket", 3},      {307, "ip4:icmp", 3},         {310, "fd passing", 3},
+    {300, "tcp", 3},             {301, "tcp4", 3},             {302, "tcp6", 3},
+    {303, "udp", 3},             {304, "udp4", 3},             {305, "udp6", 3},
+    {306, "unix", 3},            {307, "unixgram", 3},         {308, "unixpacket", 3},
+    {309, "ip4:icmp", 3},        {310, "fd passing", 3},
     {400, "file lock", 6},       {410, "message queue", 6},    {420, "named semaphore", 6},
     {421, "sysv semaphore", 6},  {422, "event semaphore", 6},  {500, "json messages", 7},
 };

@@ -297,14 +297,18 @@ int fd_passing_child(std::span<const std::string> args) {
 std::string sock(tour_context& context, const char* name) { return (context.temp_dir() / name).string(); }
 
 const tour_registration rows[] = {
-    tour_registration{{300, "tcp4", [](tour_context& c) { return connection_row(c, "tcp4", "tcp4", "127.0.0.1:0"); }, connection_child}},
-    tour_registration{{301, "tcp6", [](tour_context& c) { return connection_row(c, "tcp6", "tcp6", "[::1]:0"); }, connection_child}},
-    tour_registration{{302, "udp4", [](tour_context& c) { return packet_row(c, "udp4", "udp4", "127.0.0.1:0", "127.0.0.1:0"); }, packet_child}},
-    tour_registration{{303, "udp6", [](tour_context& c) { return packet_row(c, "udp6", "udp6", "[::1]:0", "[::1]:0"); }, packet_child}},
-    tour_registration{{304, "unix", [](tour_context& c) { return connection_row(c, "unix", "unix", sock(c, "unix.sock")); }, connection_child}},
-    tour_registration{{305, "unixgram", [](tour_context& c) { return packet_row(c, "unixgram", "unixgram", sock(c, "gram.sock"), sock(c, "gram-child.sock")); }, packet_child}},
-    tour_registration{{306, "unixpacket", [](tour_context& c) { return connection_row(c, "unixpacket", "unixpacket", sock(c, "packet.sock")); }, connection_child}},
-    tour_registration{{307, "ip4:icmp", icmp_row, icmp_child}},
+    // "tcp" and "udp" are Go's either-family networks; with an IPv4 literal they pick
+    // IPv4, as Go does (the rows show the network strings work end to end).
+    tour_registration{{300, "tcp", [](tour_context& c) { return connection_row(c, "tcp", "tcp", "127.0.0.1:0"); }, connection_child}},
+    tour_registration{{301, "tcp4", [](tour_context& c) { return connection_row(c, "tcp4", "tcp4", "127.0.0.1:0"); }, connection_child}},
+    tour_registration{{302, "tcp6", [](tour_context& c) { return connection_row(c, "tcp6", "tcp6", "[::1]:0"); }, connection_child}},
+    tour_registration{{303, "udp", [](tour_context& c) { return packet_row(c, "udp", "udp", "127.0.0.1:0", "127.0.0.1:0"); }, packet_child}},
+    tour_registration{{304, "udp4", [](tour_context& c) { return packet_row(c, "udp4", "udp4", "127.0.0.1:0", "127.0.0.1:0"); }, packet_child}},
+    tour_registration{{305, "udp6", [](tour_context& c) { return packet_row(c, "udp6", "udp6", "[::1]:0", "[::1]:0"); }, packet_child}},
+    tour_registration{{306, "unix", [](tour_context& c) { return connection_row(c, "unix", "unix", sock(c, "unix.sock")); }, connection_child}},
+    tour_registration{{307, "unixgram", [](tour_context& c) { return packet_row(c, "unixgram", "unixgram", sock(c, "gram.sock"), sock(c, "gram-child.sock")); }, packet_child}},
+    tour_registration{{308, "unixpacket", [](tour_context& c) { return connection_row(c, "unixpacket", "unixpacket", sock(c, "packet.sock")); }, connection_child}},
+    tour_registration{{309, "ip4:icmp", icmp_row, icmp_child}},
     tour_registration{{310, "fd passing", fd_passing_row, fd_passing_child}},
 };
 

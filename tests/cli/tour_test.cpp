@@ -51,7 +51,8 @@ TEST(cli_tour, has_a_row_for_every_ipc_method_and_runs_each_one_it_can) {
       // processes, pipes (issue 5)
       {"child process", false}, {"anonymous pipe", false}, {"fifo", false},
       // signals and every socket network, fd passing (issue 7's list)
-      {"signal", false}, {"tcp4", false}, {"tcp6", true}, {"udp4", false}, {"udp6", true},
+      {"signal", false}, {"tcp", false}, {"tcp4", false}, {"tcp6", true}, {"udp", false},
+      {"udp4", false}, {"udp6", true},
       {"unix", false}, {"unixgram", false}, {"unixpacket", false}, {"ip4:icmp", !root},
       {"fd passing", false},
       // file lock, message queue, semaphores (issue 6)
