@@ -111,6 +111,24 @@ TEST_F(cli_net, dial_sends_one_datagram_per_line_and_prints_one_line_per_datagra
   EXPECT_EQ(server.wait(), 0);
 }
 
+// listen on a packet network prints each datagram as one line, and stops cleanly at SIGTERM.
+TEST_F(cli_net, listen_prints_one_line_per_datagram) {
+  std::unique_ptr<peer_process> listener;
+  const std::string address = start_listener(listener, {"udp4", "127.0.0.1:0"});
+  ASSERT_FALSE(address.empty());
+  const auto colon = address.rfind(':');
+  auto client = run_process({"python3", "-c",
+                             "import socket,sys\n"
+                             "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                             "for d in (b'first', b'second datagram'): s.sendto(d, ('127.0.0.1', int(sys.argv[1])))\n",
+                             address.substr(colon + 1)});
+  ASSERT_EQ(client.exit_code, 0) << client.err;
+  EXPECT_EQ(listener->read_line(10s), "first");
+  EXPECT_EQ(listener->read_line(10s), "second datagram");
+  listener->kill(SIGTERM);
+  EXPECT_EQ(listener->wait(10s), 0);
+}
+
 TEST_F(cli_net, listen_keep_serves_connections_one_after_another) {
   const std::string path = (dir() / "keep.sock").string();
   std::unique_ptr<peer_process> listener;
