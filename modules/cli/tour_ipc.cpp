@@ -94,8 +94,7 @@ tour_result message_queue_row(tour_context& context) {
   options.exclusive = true;
   options.attributes = {10, 64, 0};
   message_queue out(context.loop()), in(context.loop());
-  out.create(ping, options);
-  in.create(pong, options);
+  // Before the creates: when the second one fails, the first queue is removed too.
   struct unlinker {
     std::string a, b;
     ~unlinker() {
@@ -104,6 +103,8 @@ tour_result message_queue_row(tour_context& context) {
       message_queue::unlink(b, ignored);
     }
   } cleanup{ping, pong};
+  out.create(ping, options);
+  in.create(pong, options);
   auto child = context.start_child("message queue", {ping, pong});
   std::vector<std::chrono::nanoseconds> times;
   char buffer[64];
@@ -139,8 +140,7 @@ int message_queue_child(std::span<const std::string> args) {
 tour_result named_semaphore_row(tour_context& context) {
   const std::string ping = context.unique_name("sem-ping"), pong = context.unique_name("sem-pong");
   named_semaphore post(context.loop()), wait(context.loop());
-  post.create(ping, 0, {0600, true});
-  wait.create(pong, 0, {0600, true});
+  // Before the creates: when the second one fails, the first semaphore is removed too.
   struct unlinker {
     std::string a, b;
     ~unlinker() {
@@ -149,6 +149,8 @@ tour_result named_semaphore_row(tour_context& context) {
       named_semaphore::unlink(b, ignored);
     }
   } cleanup{ping, pong};
+  post.create(ping, 0, {0600, true});
+  wait.create(pong, 0, {0600, true});
   auto child = context.start_child("named semaphore", {ping, pong});
   std::vector<std::chrono::nanoseconds> times;
   for (int i = 0; i < rounds; ++i) {
