@@ -7,8 +7,10 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <cerrno>
 #include <fcntl.h>
 #include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <unistd.h>
 
 namespace ipckit::cli {
@@ -42,6 +44,16 @@ error_code step(tour_context& context, Start start) {
   return result;
 }
 
+// Reads one byte from a blocking pipe, giving up after 10 s: a child that hangs fails
+// the row instead of hanging the tour. False on timeout, EOF or error.
+bool read_byte_within_deadline(int fd, char& byte) {
+  pollfd ready{fd, POLLIN, 0};
+  int polled;
+  do polled = ::poll(&ready, 1, 10000);
+  while (polled < 0 && errno == EINTR);
+  return polled == 1 && ::read(fd, &byte, 1) == 1;
+}
+
 // A row is skipped only when this machine cannot run it (no IPv6, no CAP_NET_RAW);
 // any other failure to set it up (too many open files …) fails the row.
 bool unavailable_here(const error_code& ec) {
@@ -63,6 +75,8 @@ tour_result finish(tour_child& child, std::vector<std::chrono::nanoseconds> time
   std::string detail = what;
   if (ec) detail = "failed: " + error_text(ec);
   else if (status != 0) detail = "child exit status " + (status ? std::to_string(*status) : std::string("timeout"));
+  else if (times.size() != samples)
+    detail = std::to_string(times.size()) + " of " + std::to_string(samples) + " round trips completed";
   return {ok, std::nullopt, ok ? std::optional<double>(median_us(times)) : std::nullopt, detail};
 }
 
@@ -184,7 +198,7 @@ tour_result icmp_row(tour_context& context) {
   auto child = context.start_child("ip4:icmp", {id}, {{ready_w.get(), 3}});
   ready_w.reset();
   char byte = 0;
-  if (::read(ready_r.get(), &byte, 1) != 1) return finish(child, {}, "", asio::error::eof);
+  if (!read_byte_within_deadline(ready_r.get(), byte)) return finish(child, {}, "", ipckit::errc::timeout);
   std::vector<std::chrono::nanoseconds> times;
   unsigned char echo[16] = {ICMP_ECHO, 0, 0, 0, 0, 0, 0, 0, 'i', 'p', 'c', 'k', 'i', 't', '!', '!'};
   const int ident = std::stoi(id);
@@ -272,7 +286,8 @@ tour_result fd_passing_row(tour_context& context) {
     w.reset();
     char byte = 0;
     // The child writes one byte into the passed fd and closes it.
-    if (!ec && ::read(r.get(), &byte, 1) == 1 && byte == 'k') times.push_back(clock::now() - start);
+    if (ec || !read_byte_within_deadline(r.get(), byte) || byte != 'k') break;
+    times.push_back(clock::now() - start);
   }
   c.close();
   return finish(child, times, "pipe write ends sent over unix with SCM_RIGHTS, written by the child", ec);
