@@ -8,7 +8,9 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <cerrno>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ipc.h>
 #include <unistd.h>
 
@@ -42,6 +44,15 @@ bool get(int fd) {
   return n == 1;
 }
 
+// get() for the tour's side: a child that hangs fails the row after child_deadline.
+bool get_within_deadline(int fd) {
+  pollfd ready{fd, POLLIN, 0};
+  int polled;
+  do polled = ::poll(&ready, 1, static_cast<int>(std::chrono::milliseconds(child_deadline).count()));
+  while (polled < 0 && errno == EINTR);
+  return polled == 1 && get(fd);
+}
+
 tour_result finish(tour_child& child, std::vector<std::chrono::nanoseconds>& times, std::string detail) {
   const auto status = child.wait(child_deadline);
   const bool ok = status == 0 && times.size() == rounds;
@@ -66,9 +77,9 @@ tour_result file_lock_row(tour_context& context) {
   for (int i = 0; i < rounds; ++i) {
     const auto start = clock::now();
     lock.unlock();
-    if (!get(got_it.read.get())) break;
+    if (!get_within_deadline(got_it.read.get())) break;
     times.push_back(clock::now() - start);
-    lock.lock();  // the child has let go
+    if (!lock.try_lock_for(child_deadline)) break;  // the child lets go at once
     if (!put(your_turn.write.get())) break;
   }
   your_turn.write.reset();
