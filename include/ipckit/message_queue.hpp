@@ -152,11 +152,79 @@ class message_queue {
   /// Cancels pending async operations (they complete with operation_aborted).
   void cancel() { descriptor_.cancel(); }
 
+  // ---- as a packet stream: one message per call, as a unixpacket net::conn ----
+  // So that what takes an Asio stream of datagrams works on a queue: json_channel with
+  // framing::datagram (one JSON message per queue message). Writes send the first
+  // non-empty buffer of the sequence as one message, priority 0, and return its size
+  // (a shorter count than the sequence holds, as write_some may); reads receive the
+  // highest-priority message into the first buffer, which must hold the queue's message
+  // size (message_queue_errc::buffer_too_small). The sync forms block while the queue is
+  // full or empty; the async forms wait on the loop as async_send/async_receive do.
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& buffers, error_code& ec) {
+    const boost::asio::const_buffer message = first_buffer<boost::asio::const_buffer>(buffers);
+    send(message, 0, ec);
+    return ec ? 0 : message.size();
+  }
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
+    return receive(first_buffer<boost::asio::mutable_buffer>(buffers), ec).size;
+  }
+  /// Completes with void(error_code, std::size_t).
+  template <class ConstBuffers, class CompletionToken>
+  auto async_write_some(const ConstBuffers& buffers, CompletionToken&& token) {
+    return boost::asio::async_compose<CompletionToken, void(error_code, std::size_t)>(
+        write_some_op{this, first_buffer<boost::asio::const_buffer>(buffers)}, token, descriptor_);
+  }
+  /// Completes with void(error_code, std::size_t).
+  template <class MutableBuffers, class CompletionToken>
+  auto async_read_some(const MutableBuffers& buffers, CompletionToken&& token) {
+    return boost::asio::async_compose<CompletionToken, void(error_code, std::size_t)>(
+        read_some_op{this, first_buffer<boost::asio::mutable_buffer>(buffers)}, token, descriptor_);
+  }
+
   /// Removes the name; processes that have the queue open keep using it.
   static void unlink(std::string_view name, error_code& ec);
   static void unlink(std::string_view name);
 
  private:
+  // The first non-empty buffer of a sequence (an empty one if all are empty).
+  template <class Buffer, class Buffers>
+  static Buffer first_buffer(const Buffers& buffers) {
+    const auto end = boost::asio::buffer_sequence_end(buffers);
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != end; ++it) {
+      const Buffer buffer(*it);
+      if (buffer.size() > 0) return buffer;
+    }
+    return Buffer();
+  }
+
+  struct write_some_op {
+    message_queue* queue;
+    boost::asio::const_buffer message;
+    template <class Self>
+    void operator()(Self& self) {
+      queue->async_send(message, 0, std::move(self));
+    }
+    template <class Self>
+    void operator()(Self& self, error_code ec) {
+      self.complete(ec, ec ? 0 : message.size());
+    }
+  };
+
+  struct read_some_op {
+    message_queue* queue;
+    boost::asio::mutable_buffer buffer;
+    template <class Self>
+    void operator()(Self& self) {
+      queue->async_receive(buffer, std::move(self));
+    }
+    template <class Self>
+    void operator()(Self& self, error_code ec, received_message got) {
+      self.complete(ec, ec ? 0 : got.size);
+    }
+  };
+
   struct send_op {
     message_queue* queue;
     boost::asio::const_buffer message;

@@ -94,7 +94,8 @@ int receive(std::span<const std::string> args) {
 }
 
 int info(std::span<const std::string> args) {
-  const auto parsed = arguments::parse(args, {});
+  static constexpr flag_spec flags[] = {{"json", false}};
+  const auto parsed = arguments::parse(args, flags);
   const auto& name = only_name(parsed, 1, "NAME");
   boost::asio::io_context io;
   message_queue queue(io.get_executor());
@@ -103,6 +104,18 @@ int info(std::span<const std::string> args) {
   error_code ec;
   const mode_t mode = queue.mode(ec);
   const uid_t owner = queue.owner(ec);
+  std::ostringstream octal;
+  octal << std::oct << std::setw(4) << std::setfill('0') << mode;
+  if (parsed.has("json")) {
+    const nlohmann::json document{{"name", name},
+                                  {"max_messages", attributes.max_messages},
+                                  {"message_size", attributes.message_size},
+                                  {"messages", attributes.current_messages},
+                                  {"mode", octal.str()},
+                                  {"owner", owner}};
+    std::cout << document.dump() << '\n';
+    return exit_ok;
+  }
   std::ostringstream out;
   out << "name " << name << "\nmax-messages " << attributes.max_messages << "\nmessage-size "
       << attributes.message_size << "\nmessages " << attributes.current_messages << "\nmode "
@@ -135,14 +148,15 @@ const registration reg{{
     "  ipckit mq create NAME [--max-messages N] [--message-size N]\n"
     "  ipckit mq send NAME MESSAGE [--priority N]\n"
     "  ipckit mq receive NAME [--count N] [--timeout D] [--json]\n"
-    "  ipckit mq info NAME\n"
+    "  ipckit mq info NAME [--json]\n"
     "  ipckit mq unlink NAME\n\n"
     "NAME is \"/name\" (no other slash). create makes a new queue, mode 0600, and fails\n"
     "if it exists (defaults: 10 messages of 8192 bytes). send blocks while the queue is\n"
     "full. receive prints each message on a line, highest priority first; with --json\n"
     "each line is {\"message\": TEXT, \"priority\": N}. --timeout bounds the whole\n"
     "receive; when it passes the exit status is 1. info prints the queue's limits,\n"
-    "message count, mode and owner uid.\n",
+    "message count, mode and owner uid; with --json as one object {\"name\",\n"
+    "\"max_messages\", \"message_size\", \"messages\", \"mode\": \"0600\", \"owner\"}.\n",
     run,
 }};
 

@@ -5,6 +5,7 @@
 #include <ipckit/semaphore.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
 
 #include <iostream>
 
@@ -51,8 +52,13 @@ int run(std::span<const std::string> args) {
     return exit_ok;
   }
   if (verb == "info") {
-    semaphore.open(only_name(arguments::parse(rest, {})));
-    std::cout << semaphore.value() << '\n';
+    static constexpr flag_spec flags[] = {{"json", false}};
+    const auto parsed = arguments::parse(rest, flags);
+    const auto& name = only_name(parsed);
+    semaphore.open(name);
+    const int value = semaphore.value();
+    if (parsed.has("json")) std::cout << nlohmann::json{{"name", name}, {"value", value}}.dump() << '\n';
+    else std::cout << value << '\n';
     return exit_ok;
   }
   if (verb == "unlink") {
@@ -69,12 +75,13 @@ const registration reg{{
     "  ipckit sem create NAME [--value N]\n"
     "  ipckit sem post NAME\n"
     "  ipckit sem wait NAME [--timeout D]\n"
-    "  ipckit sem info NAME\n"
+    "  ipckit sem info NAME [--json]\n"
     "  ipckit sem unlink NAME\n\n"
     "NAME is \"/name\" (no other slash) for a POSIX named semaphore. create makes a new\n"
     "one, mode 0600, with N units (default 0) and fails if it exists. wait takes a\n"
     "unit, blocking until one is posted; with --timeout it gives up after D (200ms,\n"
-    "1.5s) and exits 1. info prints the current value.\n",
+    "1.5s) and exits 1. info prints the current value; with --json as one object\n"
+    "{\"name\": NAME, \"value\": N}.\n",
     run,
 }};
 

@@ -36,9 +36,10 @@ struct planned_row {
 };
 constexpr planned_row planned_rows[] = {
     {100, "signal", 4},          {200, "anonymous pipe", 5},   {210, "fifo", 5},
-    {300, "tcp4", 3},            {301, "tcp6", 3},             {302, "udp4", 3},
-    {303, "udp6", 3},            {304, "unix", 3},             {305, "unixgram", 3},
-    {306, "unixpacket", 3},      {307, "ip4:icmp", 3},         {310, "fd passing", 3},
+    {300, "tcp", 3},             {301, "tcp4", 3},             {302, "tcp6", 3},
+    {303, "udp", 3},             {304, "udp4", 3},             {305, "udp6", 3},
+    {306, "unix", 3},            {307, "unixgram", 3},         {308, "unixpacket", 3},
+    {309, "ip4:icmp", 3},        {310, "fd passing", 3},
     {400, "file lock", 6},       {410, "message queue", 6},    {420, "named semaphore", 6},
     {421, "sysv semaphore", 6},  {422, "event semaphore", 6},  {500, "json messages", 7},
 };
@@ -79,9 +80,8 @@ int run_tour(std::span<const std::string> args) {
     tour_result result;
   };
   std::vector<line> lines;
-  event_loop loop;
   {
-    tour_context context(loop);
+    tour_context context;
     std::vector<const tour_row*> ordered;
     for (const auto& row : rows()) ordered.push_back(&row);
     std::sort(ordered.begin(), ordered.end(),
@@ -93,6 +93,9 @@ int run_tour(std::span<const std::string> args) {
       } catch (const std::exception& error) {
         result = {false, std::nullopt, std::nullopt, error.what()};
       }
+      // One loop runs every row; only a row that did not pass may have left an
+      // operation pending at a deadline, so its loop goes with it.
+      if (!result.ok) context.renew_loop();
       lines.push_back({row->order, std::string(row->method), std::move(result)});
     }
   }
@@ -155,10 +158,15 @@ double median_us(std::vector<std::chrono::nanoseconds> samples) {
   return static_cast<double>(samples[samples.size() / 2].count()) / 1000.0;
 }
 
-tour_context::tour_context(event_loop& loop) : loop_(loop) {
+tour_context::tour_context() : loop_(std::make_unique<event_loop>()) {
   std::string pattern = (std::filesystem::temp_directory_path() / "ipckit-tour-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
   temp_dir_ = pattern;
+}
+
+void tour_context::renew_loop() {
+  loop_.reset();
+  loop_ = std::make_unique<event_loop>();
 }
 
 tour_context::~tour_context() {

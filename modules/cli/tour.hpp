@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -47,10 +48,16 @@ class tour_child {
 
 class tour_context {
  public:
-  explicit tour_context(event_loop& loop);
+  tour_context();
   ~tour_context();
 
-  event_loop& loop() { return loop_; }
+  /// The tour's event loop: every row runs on it, until a row fails (renew_loop).
+  event_loop& loop() { return *loop_; }
+  /// Destroys the loop and starts a new one. A row that gave up at a deadline may leave
+  /// an operation pending whose handler refers to that row's (gone) stack frame;
+  /// destroying the loop destroys such handlers unrun, so none runs during a later row.
+  /// The tour calls it after each row that did not pass.
+  void renew_loop();
   /// A private (0700) directory for this tour run, removed at the end.
   const std::filesystem::path& temp_dir() const { return temp_dir_; }
   /// A name unique to this run, for message queues and semaphores: "/ipckit-tour-PID-N".
@@ -62,7 +69,7 @@ class tour_context {
                          std::vector<std::pair<int, int>> fds = {});
 
  private:
-  event_loop& loop_;
+  std::unique_ptr<event_loop> loop_;
   std::filesystem::path temp_dir_;
   int counter_ = 0;
 };

@@ -8,7 +8,9 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <cerrno>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ipc.h>
 #include <unistd.h>
 
@@ -42,6 +44,15 @@ bool get(int fd) {
   return n == 1;
 }
 
+// get() for the tour's side: a child that hangs fails the row after child_deadline.
+bool get_within_deadline(int fd) {
+  pollfd ready{fd, POLLIN, 0};
+  int polled;
+  do polled = ::poll(&ready, 1, static_cast<int>(std::chrono::milliseconds(child_deadline).count()));
+  while (polled < 0 && errno == EINTR);
+  return polled == 1 && get(fd);
+}
+
 tour_result finish(tour_child& child, std::vector<std::chrono::nanoseconds>& times, std::string detail) {
   const auto status = child.wait(child_deadline);
   const bool ok = status == 0 && times.size() == rounds;
@@ -66,9 +77,9 @@ tour_result file_lock_row(tour_context& context) {
   for (int i = 0; i < rounds; ++i) {
     const auto start = clock::now();
     lock.unlock();
-    if (!get(got_it.read.get())) break;
+    if (!get_within_deadline(got_it.read.get())) break;
     times.push_back(clock::now() - start);
-    lock.lock();  // the child has let go
+    if (!lock.try_lock_for(child_deadline)) break;  // the child lets go at once
     if (!put(your_turn.write.get())) break;
   }
   your_turn.write.reset();
@@ -94,8 +105,7 @@ tour_result message_queue_row(tour_context& context) {
   options.exclusive = true;
   options.attributes = {10, 64, 0};
   message_queue out(context.loop()), in(context.loop());
-  out.create(ping, options);
-  in.create(pong, options);
+  // Before the creates: when the second one fails, the first queue is removed too.
   struct unlinker {
     std::string a, b;
     ~unlinker() {
@@ -104,6 +114,8 @@ tour_result message_queue_row(tour_context& context) {
       message_queue::unlink(b, ignored);
     }
   } cleanup{ping, pong};
+  out.create(ping, options);
+  in.create(pong, options);
   auto child = context.start_child("message queue", {ping, pong});
   std::vector<std::chrono::nanoseconds> times;
   char buffer[64];
@@ -139,8 +151,7 @@ int message_queue_child(std::span<const std::string> args) {
 tour_result named_semaphore_row(tour_context& context) {
   const std::string ping = context.unique_name("sem-ping"), pong = context.unique_name("sem-pong");
   named_semaphore post(context.loop()), wait(context.loop());
-  post.create(ping, 0, {0600, true});
-  wait.create(pong, 0, {0600, true});
+  // Before the creates: when the second one fails, the first semaphore is removed too.
   struct unlinker {
     std::string a, b;
     ~unlinker() {
@@ -149,6 +160,8 @@ tour_result named_semaphore_row(tour_context& context) {
       named_semaphore::unlink(b, ignored);
     }
   } cleanup{ping, pong};
+  post.create(ping, 0, {0600, true});
+  wait.create(pong, 0, {0600, true});
   auto child = context.start_child("named semaphore", {ping, pong});
   std::vector<std::chrono::nanoseconds> times;
   for (int i = 0; i < rounds; ++i) {

@@ -1,8 +1,9 @@
 // Tour row "json messages": length-prefixed JSON between the tour and a child of itself
-// over the child's stdin and stdout.
+// over the child's stdin and stdout (ipckit pipes on the tour's side).
 #include "tour.hpp"
 
 #include <ipckit/message.hpp>
+#include <ipckit/pipe.hpp>
 #include <ipckit/unique_fd.hpp>
 
 #include <boost/asio/readable_pipe.hpp>
@@ -33,20 +34,28 @@ int json_child(std::span<const std::string>) {
 
 tour_result json_row(tour_context& context) {
   int to_child[2], from_child[2];
-  if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) throw_error(last_error(), {"pipe", "", "", "", "pipe2"});
-  unique_fd child_in(to_child[0]), child_out(from_child[1]);
-  auto child = context.start_child("json messages", {}, {{to_child[0], 0}, {from_child[1], 1}});
+  if (::pipe2(to_child, O_CLOEXEC) != 0) throw_error(last_error(), {"pipe", "", "", "", "pipe2"});
+  unique_fd child_in(to_child[0]), parent_out(to_child[1]);
+  if (::pipe2(from_child, O_CLOEXEC) != 0) throw_error(last_error(), {"pipe", "", "", "", "pipe2"});
+  unique_fd parent_in(from_child[0]), child_out(from_child[1]);
+  auto child = context.start_child("json messages", {}, {{child_in.get(), 0}, {child_out.get(), 1}});
   child_in.reset();
   child_out.reset();
   auto ex = context.loop().get_executor();
-  json_channel<boost::asio::writable_pipe> out(boost::asio::writable_pipe(ex, to_child[1]));
-  json_channel<boost::asio::readable_pipe> in(boost::asio::readable_pipe(ex, from_child[0]));
+  // The tour's ends are ipckit pipes, whose deadline bounds every blocking call: a child
+  // that stops answering fails the row instead of hanging the tour.
+  json_channel<pipe_writer> out(pipe_writer(ex, std::move(parent_out)));
+  json_channel<pipe_reader> in(pipe_reader(ex, std::move(parent_in)));
+  out.next_layer().expires_after(std::chrono::seconds(10));
+  in.next_layer().expires_after(std::chrono::seconds(10));
   std::vector<std::chrono::nanoseconds> times;
   int child_pid = 0;
   for (int i = 0; i < exchanges; ++i) {
     const auto start = clock::now();
-    out.send({{"seq", i}, {"text", "hello"}});
-    auto reply = in.receive();
+    error_code ec;
+    out.send({{"seq", i}, {"text", "hello"}}, ec);
+    auto reply = ec ? nlohmann::json() : in.receive(ec);
+    if (ec) return {false, std::nullopt, std::nullopt, "exchange " + std::to_string(i) + ": " + error_text(ec)};
     times.push_back(clock::now() - start);
     if (reply["seq"] != i) return {false, std::nullopt, std::nullopt, "reply out of order"};
     child_pid = reply["pid"].get<int>();

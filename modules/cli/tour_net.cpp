@@ -7,8 +7,10 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <cerrno>
 #include <fcntl.h>
 #include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <unistd.h>
 
 namespace ipckit::cli {
@@ -42,6 +44,30 @@ error_code step(tour_context& context, Start start) {
   return result;
 }
 
+// Reads one byte from a blocking pipe, giving up after 10 s: a child that hangs fails
+// the row instead of hanging the tour. False on timeout, EOF or error.
+bool read_byte_within_deadline(int fd, char& byte) {
+  pollfd ready{fd, POLLIN, 0};
+  int polled;
+  do polled = ::poll(&ready, 1, 10000);
+  while (polled < 0 && errno == EINTR);
+  return polled == 1 && ::read(fd, &byte, 1) == 1;
+}
+
+// A row is skipped only when this machine cannot run it (no IPv6, no CAP_NET_RAW);
+// any other failure to set it up (too many open files …) fails the row.
+bool unavailable_here(const error_code& ec) {
+  namespace errc = boost::system::errc;
+  return ec == errc::address_family_not_supported || ec == errc::address_not_available ||
+         ec == errc::protocol_not_supported || ec == errc::operation_not_permitted ||
+         ec == errc::permission_denied;
+}
+
+tour_result set_up_failed(const std::string& what, const error_code& ec) {
+  if (unavailable_here(ec)) return tour_result::skip(what + ": " + error_text(ec));
+  return {false, std::nullopt, std::nullopt, what + ": " + error_text(ec)};
+}
+
 tour_result finish(tour_child& child, std::vector<std::chrono::nanoseconds> times,
                    const std::string& what, const error_code& ec) {
   const auto status = child.wait(std::chrono::seconds(10));
@@ -49,6 +75,8 @@ tour_result finish(tour_child& child, std::vector<std::chrono::nanoseconds> time
   std::string detail = what;
   if (ec) detail = "failed: " + error_text(ec);
   else if (status != 0) detail = "child exit status " + (status ? std::to_string(*status) : std::string("timeout"));
+  else if (times.size() != samples)
+    detail = std::to_string(times.size()) + " of " + std::to_string(samples) + " round trips completed";
   return {ok, std::nullopt, ok ? std::optional<double>(median_us(times)) : std::nullopt, detail};
 }
 
@@ -59,7 +87,7 @@ tour_result connection_row(tour_context& context, const std::string& method,
   auto ex = context.loop().get_executor();
   error_code ec;
   net::listener l = net::listen(ex, net, address, ec);
-  if (ec) return tour_result::skip("listen " + net + ": " + error_text(ec));
+  if (ec) return set_up_failed("listen " + net, ec);
   const std::string where = l.addr().to_string();
   auto child = context.start_child(method, {net, where});
   std::vector<std::chrono::nanoseconds> times;
@@ -104,7 +132,7 @@ tour_result packet_row(tour_context& context, const std::string& method, const s
   auto ex = context.loop().get_executor();
   error_code ec;
   net::packet_conn p = net::listen_packet(ex, net, address, ec);
-  if (ec) return tour_result::skip("listen " + net + ": " + error_text(ec));
+  if (ec) return set_up_failed("listen " + net, ec);
   const std::string where = p.local_address().to_string();
   auto child = context.start_child(method, {net, where, child_local});
   std::vector<std::chrono::nanoseconds> times;
@@ -160,15 +188,17 @@ tour_result icmp_row(tour_context& context) {
   auto ex = context.loop().get_executor();
   error_code ec;
   net::conn c = net::dial(ex, "ip4:icmp", "127.0.0.1", ec);
-  if (ec) return tour_result::skip("raw sockets need CAP_NET_RAW (" + error_text(ec) + ")");
+  if (ec == boost::system::errc::operation_not_permitted || ec == boost::system::errc::permission_denied)
+    return tour_result::skip("raw sockets need CAP_NET_RAW (" + error_text(ec) + ")");
+  if (ec) return set_up_failed("dial ip4:icmp 127.0.0.1", ec);
   int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) return tour_result::skip("pipe2: " + error_text(last_error()));
+  if (::pipe2(ready, O_CLOEXEC) != 0) return {false, std::nullopt, std::nullopt, "pipe2: " + error_text(last_error())};
   unique_fd ready_r(ready[0]), ready_w(ready[1]);
   const std::string id = std::to_string(::getpid() & 0xffff);
   auto child = context.start_child("ip4:icmp", {id}, {{ready_w.get(), 3}});
   ready_w.reset();
   char byte = 0;
-  if (::read(ready_r.get(), &byte, 1) != 1) return finish(child, {}, "", asio::error::eof);
+  if (!read_byte_within_deadline(ready_r.get(), byte)) return finish(child, {}, "", ipckit::errc::timeout);
   std::vector<std::chrono::nanoseconds> times;
   unsigned char echo[16] = {ICMP_ECHO, 0, 0, 0, 0, 0, 0, 0, 'i', 'p', 'c', 'k', 'i', 't', '!', '!'};
   const int ident = std::stoi(id);
@@ -256,7 +286,8 @@ tour_result fd_passing_row(tour_context& context) {
     w.reset();
     char byte = 0;
     // The child writes one byte into the passed fd and closes it.
-    if (!ec && ::read(r.get(), &byte, 1) == 1 && byte == 'k') times.push_back(clock::now() - start);
+    if (ec || !read_byte_within_deadline(r.get(), byte) || byte != 'k') break;
+    times.push_back(clock::now() - start);
   }
   c.close();
   return finish(child, times, "pipe write ends sent over unix with SCM_RIGHTS, written by the child", ec);
@@ -281,14 +312,18 @@ int fd_passing_child(std::span<const std::string> args) {
 std::string sock(tour_context& context, const char* name) { return (context.temp_dir() / name).string(); }
 
 const tour_registration rows[] = {
-    tour_registration{{300, "tcp4", [](tour_context& c) { return connection_row(c, "tcp4", "tcp4", "127.0.0.1:0"); }, connection_child}},
-    tour_registration{{301, "tcp6", [](tour_context& c) { return connection_row(c, "tcp6", "tcp6", "[::1]:0"); }, connection_child}},
-    tour_registration{{302, "udp4", [](tour_context& c) { return packet_row(c, "udp4", "udp4", "127.0.0.1:0", "127.0.0.1:0"); }, packet_child}},
-    tour_registration{{303, "udp6", [](tour_context& c) { return packet_row(c, "udp6", "udp6", "[::1]:0", "[::1]:0"); }, packet_child}},
-    tour_registration{{304, "unix", [](tour_context& c) { return connection_row(c, "unix", "unix", sock(c, "unix.sock")); }, connection_child}},
-    tour_registration{{305, "unixgram", [](tour_context& c) { return packet_row(c, "unixgram", "unixgram", sock(c, "gram.sock"), sock(c, "gram-child.sock")); }, packet_child}},
-    tour_registration{{306, "unixpacket", [](tour_context& c) { return connection_row(c, "unixpacket", "unixpacket", sock(c, "packet.sock")); }, connection_child}},
-    tour_registration{{307, "ip4:icmp", icmp_row, icmp_child}},
+    // "tcp" and "udp" are Go's either-family networks; with an IPv4 literal they pick
+    // IPv4, as Go does (the rows show the network strings work end to end).
+    tour_registration{{300, "tcp", [](tour_context& c) { return connection_row(c, "tcp", "tcp", "127.0.0.1:0"); }, connection_child}},
+    tour_registration{{301, "tcp4", [](tour_context& c) { return connection_row(c, "tcp4", "tcp4", "127.0.0.1:0"); }, connection_child}},
+    tour_registration{{302, "tcp6", [](tour_context& c) { return connection_row(c, "tcp6", "tcp6", "[::1]:0"); }, connection_child}},
+    tour_registration{{303, "udp", [](tour_context& c) { return packet_row(c, "udp", "udp", "127.0.0.1:0", "127.0.0.1:0"); }, packet_child}},
+    tour_registration{{304, "udp4", [](tour_context& c) { return packet_row(c, "udp4", "udp4", "127.0.0.1:0", "127.0.0.1:0"); }, packet_child}},
+    tour_registration{{305, "udp6", [](tour_context& c) { return packet_row(c, "udp6", "udp6", "[::1]:0", "[::1]:0"); }, packet_child}},
+    tour_registration{{306, "unix", [](tour_context& c) { return connection_row(c, "unix", "unix", sock(c, "unix.sock")); }, connection_child}},
+    tour_registration{{307, "unixgram", [](tour_context& c) { return packet_row(c, "unixgram", "unixgram", sock(c, "gram.sock"), sock(c, "gram-child.sock")); }, packet_child}},
+    tour_registration{{308, "unixpacket", [](tour_context& c) { return connection_row(c, "unixpacket", "unixpacket", sock(c, "packet.sock")); }, connection_child}},
+    tour_registration{{309, "ip4:icmp", icmp_row, icmp_child}},
     tour_registration{{310, "fd passing", fd_passing_row, fd_passing_child}},
 };
 

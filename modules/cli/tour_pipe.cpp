@@ -6,8 +6,11 @@
 #include <ipckit/process.hpp>
 
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <csignal>
+#include <optional>
 #include <unistd.h>
 
 namespace ipckit::cli {
@@ -17,6 +20,24 @@ using clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 constexpr int samples = 200;
 constexpr std::size_t message_size = 64;
+
+// Waits for the child on the loop; one still running after 10 s is killed, so a child
+// that hangs fails the row instead of hanging the tour.
+process_state wait_within_deadline(tour_context& context, command& child, error_code& ec) {
+  std::optional<process_state> state;
+  child.async_wait([&](error_code e, process_state s) { ec = e, state = s; });
+  boost::asio::steady_timer timer(context.loop().get_executor(), 10s);
+  timer.async_wait([&](error_code e) {
+    error_code ignored;
+    if (!e) child.signal(SIGKILL, ignored);
+  });
+  context.loop().restart();
+  while (!state && context.loop().run_one() > 0) {
+  }
+  timer.cancel();
+  context.loop().poll();
+  return state.value_or(process_state{});
+}
 
 // The parent's side: `samples` round trips of 64 bytes; true when every echo matched.
 bool ping(pipe_writer& out, pipe_reader& in, std::vector<std::chrono::nanoseconds>& times) {
@@ -62,8 +83,8 @@ tour_result anonymous_pipe_row(tour_context& context) {
   const bool echoed = ping(to_child, from_child, times);
   to_child.close();
   error_code ec;
-  const auto state = child.wait(ec);
-  const bool ok = echoed && !ec;
+  const auto state = wait_within_deadline(context, child, ec);
+  const bool ok = echoed && !ec && state.success();
   return {ok, std::nullopt, median_us(times),
           ok ? "make_pipe pairs as a command's stdin/stdout, " + std::to_string(times.size()) +
                    " echoes of 64 bytes, child " + state.string()
@@ -101,8 +122,8 @@ tour_result fifo_row(tour_context& context) {
   const bool echoed = ping(*to_child, from_child, times);
   to_child->close();
   error_code ec;
-  const auto state = child.wait(ec);
-  const bool ok = echoed && !ec;
+  const auto state = wait_within_deadline(context, child, ec);
+  const bool ok = echoed && !ec && state.success();
   return {ok, std::nullopt, median_us(times),
           ok ? "two FIFOs (0600), writer waited for the child's reader, " +
                    std::to_string(times.size()) + " echoes, child " + state.string()

@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 
+#include <csignal>
 #include <regex>
 
 namespace {
@@ -38,9 +39,10 @@ struct echo_case {
 TEST_F(cli_net, dial_gets_every_line_back_from_listen_echo_on_each_network) {
   const echo_case table[] = {
       // streams: bytes, half-close at stdin EOF
-      {"tcp4", "127.0.0.1:0"}, {"tcp", "127.0.0.1:0"}, {"unix", "DIR/s.sock"},
+      {"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}, {"tcp", "127.0.0.1:0"}, {"unix", "DIR/s.sock"},
       // packets: one line, one datagram
-      {"udp4", "127.0.0.1:0"}, {"unixpacket", "DIR/p.sock"}, {"unixgram", "DIR/g.sock"},
+      {"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}, {"udp", "127.0.0.1:0"},
+      {"unixpacket", "DIR/p.sock"}, {"unixgram", "DIR/g.sock"},
   };
   for (const auto& row : table) {
     std::string where = std::regex_replace(row.address, std::regex("DIR"), dir().string());
@@ -66,6 +68,99 @@ TEST_F(cli_net, listen_prints_what_a_python_client_sends_and_exits_at_its_eof) {
   EXPECT_EQ(listener->read_line(10s), "from python");
   EXPECT_EQ(listener->wait(10s), 0);
   EXPECT_FALSE(std::filesystem::exists(path)) << "the socket file outlived the listener";
+}
+
+// The server answers only once it has read EOF: dial must half-close at stdin EOF and
+// still print what comes back.
+TEST_F(cli_net, dial_half_closes_at_stdin_eof_and_still_reads_the_reply) {
+  const std::string path = (dir() / "half.sock").string();
+  peer_process server({"python3", "-c",
+                       "import socket,sys\n"
+                       "l=socket.socket(socket.AF_UNIX); l.bind(sys.argv[1]); l.listen()\n"
+                       "print('ready', flush=True)\n"
+                       "c,_=l.accept(); data=b''\n"
+                       "while True:\n"
+                       "  b=c.recv(4096)\n"
+                       "  if not b: break\n"
+                       "  data+=b\n"
+                       "c.sendall(b'got %d bytes after EOF\\n' % len(data)); c.close()\n",
+                       path});
+  ASSERT_EQ(server.read_line(), "ready");
+  auto dialed = run_process({cli_path(), "dial", "unix", path}, "hello\nworld\n", 20s);
+  EXPECT_EQ(dialed.exit_code, 0) << dialed.err;
+  EXPECT_EQ(dialed.out, "got 12 bytes after EOF\n");
+  EXPECT_EQ(server.wait(), 0);
+}
+
+// On a packet network each stdin line is one datagram (without its newline) and each
+// datagram received is printed as one line.
+TEST_F(cli_net, dial_sends_one_datagram_per_line_and_prints_one_line_per_datagram) {
+  peer_process server({"python3", "-c",
+                       "import socket\n"
+                       "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1',0))\n"
+                       "print(s.getsockname()[1], flush=True)\n"
+                       "for _ in range(3):\n"
+                       "  d,a=s.recvfrom(65536)\n"
+                       "  s.sendto(b'%d bytes: %s' % (len(d), d), a)\n"});
+  const auto port = server.read_line();
+  ASSERT_TRUE(port);
+  auto dialed = run_process({cli_path(), "dial", "--linger", "500ms", "udp4", "127.0.0.1:" + *port},
+                            "one\ntwo two\n\n", 20s);
+  EXPECT_EQ(dialed.exit_code, 0) << dialed.err;
+  EXPECT_EQ(dialed.out, "3 bytes: one\n7 bytes: two two\n0 bytes: \n");
+  EXPECT_EQ(server.wait(), 0);
+}
+
+// listen on a packet network prints each datagram as one line, and stops cleanly at SIGTERM.
+TEST_F(cli_net, listen_prints_one_line_per_datagram) {
+  std::unique_ptr<peer_process> listener;
+  const std::string address = start_listener(listener, {"udp4", "127.0.0.1:0"});
+  ASSERT_FALSE(address.empty());
+  const auto colon = address.rfind(':');
+  auto client = run_process({"python3", "-c",
+                             "import socket,sys\n"
+                             "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                             "for d in (b'first', b'second datagram'): s.sendto(d, ('127.0.0.1', int(sys.argv[1])))\n",
+                             address.substr(colon + 1)});
+  ASSERT_EQ(client.exit_code, 0) << client.err;
+  EXPECT_EQ(listener->read_line(10s), "first");
+  EXPECT_EQ(listener->read_line(10s), "second datagram");
+  listener->kill(SIGTERM);
+  EXPECT_EQ(listener->wait(10s), 0);
+}
+
+TEST_F(cli_net, listen_keep_serves_connections_one_after_another) {
+  const std::string path = (dir() / "keep.sock").string();
+  std::unique_ptr<peer_process> listener;
+  ASSERT_EQ(start_listener(listener, {"--keep", "--echo", "unix", path}), path);
+  for (int i = 0; i < 3; ++i) {
+    const std::string line = "connection " + std::to_string(i) + "\n";
+    auto dialed = run_process({cli_path(), "dial", "unix", path}, line, 20s);
+    EXPECT_EQ(dialed.exit_code, 0) << i << ": " << dialed.err;
+    EXPECT_EQ(dialed.out, line);
+  }
+  EXPECT_EQ(listener->wait(100ms), std::nullopt) << "--keep listener exited";
+  listener->kill(SIGTERM);
+  EXPECT_EQ(listener->wait(10s), 0);
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the socket file outlived the listener";
+}
+
+TEST_F(cli_net, fifo_read_keep_goes_on_as_writers_come_and_go) {
+  const std::string fifo = (dir() / "keep").string();
+  ASSERT_EQ(run_process({cli_path(), "fifo", "make", fifo}).exit_code, 0);
+  peer_process reader({cli_path(), "fifo", "read", "--keep", fifo});
+  for (int i = 0; i < 3; ++i) {
+    const std::string line = "writer " + std::to_string(i);
+    ASSERT_EQ(run_process({"sh", "-c", "echo \"$1\" > \"$0\"", fifo, line}).exit_code, 0);
+    EXPECT_EQ(reader.read_line(10s), line);
+  }
+  // Every writer has gone: a plain reader would have ended at EOF, this one waits on.
+  EXPECT_EQ(reader.wait(100ms), std::nullopt) << "fifo read --keep ended when a writer left";
+  auto late = run_process({cli_path(), "fifo", "write", "--timeout", "5s", fifo}, "late writer\n");
+  EXPECT_EQ(late.exit_code, 0) << late.err;
+  EXPECT_EQ(reader.read_line(10s), "late writer");
+  reader.kill(SIGTERM);
+  EXPECT_EQ(reader.wait(10s), 128 + SIGTERM);
 }
 
 TEST_F(cli_net, dial_errors_read_as_go_prints_them) {

@@ -90,6 +90,24 @@ TEST_F(file_lock_test, byte_ranges_that_do_not_overlap_coexist) {
   EXPECT_TRUE(overlapping.try_lock());
 }
 
+// Byte-range (OFD) locks are shared or exclusive too, and wait with a timeout.
+TEST_F(file_lock_test, byte_ranges_shared_exclusive_and_timed) {
+  file_lock reader_a(loop, lock_path(), byte_range{0, 20});
+  file_lock reader_b(loop, lock_path(), byte_range{10, 20});
+  file_lock writer(loop, lock_path(), byte_range{15, 1});
+  ASSERT_TRUE(reader_a.try_lock(lock_mode::shared));
+  EXPECT_TRUE(reader_b.try_lock(lock_mode::shared));  // overlapping shared ranges coexist
+  EXPECT_FALSE(writer.try_lock(lock_mode::exclusive));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(writer.try_lock_for(30ms, lock_mode::exclusive));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+  reader_a.unlock();
+  EXPECT_FALSE(writer.try_lock_for(10ms, lock_mode::exclusive));  // reader_b still covers 15
+  reader_b.unlock();
+  EXPECT_TRUE(writer.try_lock_for(1s, lock_mode::exclusive));
+  EXPECT_FALSE(reader_a.try_lock(lock_mode::shared));
+}
+
 TEST_F(file_lock_test, ofd_lock_survives_closing_another_descriptor_of_the_file) {
   // The reason OFD locks are used: a classic fcntl lock would be dropped here.
   file_lock held(loop, lock_path(), byte_range{0, 1});

@@ -4,6 +4,9 @@
 #include "test_support.hpp"
 
 #include <ipckit/event_loop.hpp>
+#include <ipckit/message_queue.hpp>
+#include <ipckit/net.hpp>
+#include <ipckit/pipe.hpp>
 #include <ipckit/unique_fd.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -227,5 +230,136 @@ std::pair<unix_seqpacket::socket, unix_seqpacket::socket> socket_pair<unix_seqpa
 }
 
 TEST(json_channel, datagram_framing_over_seqpacket) { one_message_per_datagram<unix_seqpacket>(); }
+
+// A POSIX message queue is a packet transport too: one JSON message per queue message,
+// sync and async, across processes (the ipckit command on the other side).
+TEST(json_channel, datagram_framing_over_a_message_queue) {
+  ipckit::event_loop loop;
+  const std::string name = ipckit::test::unique_ipc_name("json");
+  struct unlink_at_end {
+    std::string name;
+    ~unlink_at_end() {
+      ipckit::error_code ignored;
+      ipckit::message_queue::unlink(name, ignored);
+    }
+  } cleanup{name};
+  ipckit::message_queue_options options;
+  options.attributes = {4, 256};
+  ipckit::message_queue sender(loop), receiver(loop);
+  sender.create(name, options);
+  receiver.open(name);
+  // The channel's receive buffer (cap + 1 bytes) must hold the queue's message size.
+  json_channel<ipckit::message_queue&> out(sender, {framing::datagram, 255});
+  json_channel<ipckit::message_queue&> in(receiver, {framing::datagram, 255});
+
+  out.send({{"first", 1}});
+  out.send({{"second", 2}});
+  EXPECT_EQ(sender.attributes().current_messages, 2);  // one queue message each
+  EXPECT_EQ(in.receive(), json({{"first", 1}}));
+  bool done = false;
+  in.async_receive([&](ipckit::error_code ec, json m) {
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(m, json({{"second", 2}}));
+    done = true;
+  });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+
+  // Another process's message is one JSON message; ours is one line for `mq receive`.
+  auto sent = ipckit::test::run_process({ipckit::test::cli_path(), "mq", "send", name, R"({"from":"cli"})"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.err;
+  EXPECT_EQ(in.receive(), json({{"from", "cli"}}));
+  done = false;
+  out.async_send({{"to", "cli"}}, [&](ipckit::error_code ec) {
+    EXPECT_FALSE(ec) << ec.message();
+    done = true;
+  });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  auto received = ipckit::test::run_process({ipckit::test::cli_path(), "mq", "receive", name});
+  EXPECT_EQ(received.out, "{\"to\":\"cli\"}\n") << received.err;
+
+  // Over the channel's cap: refused before sending, and refused on receipt; the next
+  // message still decodes.
+  ipckit::error_code ec;
+  out.send(std::string(300, 'z'), ec);
+  EXPECT_EQ(ec, ipckit::errc::message_too_large);
+  const std::string big = "\"" + std::string(254, 'z') + "\"";  // 256 bytes: fits the queue
+  sender.send(boost::asio::buffer(big));
+  out.send(3);
+  in.receive(ec);
+  EXPECT_EQ(ec, ipckit::errc::message_too_large);
+  EXPECT_EQ(in.receive(), 3);
+  EXPECT_EQ(receiver.attributes().current_messages, 0);
+}
+
+}  // namespace
+
+namespace {
+
+// Sends two messages one way (sync), one back (async), over a pair of ipckit streams.
+template <class Left, class Right>
+void carries_messages_both_ways(ipckit::event_loop& loop, json_channel<Left>& a, json_channel<Right>& b) {
+  a.send({{"n", 1}});
+  a.send(json::array({"two", 2}));
+  EXPECT_EQ(b.receive(), json({{"n", 1}}));
+  EXPECT_EQ(b.receive(), json::array({"two", 2}));
+  bool done = false;
+  json got;
+  b.async_send({{"back", true}}, [](ipckit::error_code ec) { EXPECT_FALSE(ec) << ec.message(); });
+  a.async_receive([&](ipckit::error_code ec, json m) {
+    EXPECT_FALSE(ec) << ec.message();
+    got = std::move(m);
+    done = true;
+  });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_EQ(got, json({{"back", true}}));
+}
+
+// json_channel over ipckit's own objects, not only Asio's: a FIFO (newline framing),
+// a tcp connection (length-prefixed) and unixpacket (one message per datagram).
+class json_channel_ipckit : public ipckit::test::temp_dir_test {
+ protected:
+  ipckit::event_loop loop;
+
+  // A listener on `net`, a dialed conn and the accepted one.
+  std::pair<ipckit::net::conn, ipckit::net::conn> connected(const std::string& net, const std::string& address) {
+    auto listener = ipckit::net::listen(loop.get_executor(), net, address);
+    auto dialed = ipckit::net::dial(loop.get_executor(), net, listener.addr().to_string());
+    return {std::move(dialed), listener.accept()};
+  }
+};
+
+TEST_F(json_channel_ipckit, over_a_fifo_one_way_with_newline_framing) {
+  const auto path = dir() / "json.fifo";
+  ipckit::make_fifo(path);
+  json_channel<ipckit::pipe_reader> in(ipckit::open_fifo_reader(loop.get_executor(), path),
+                                       {framing::newline});
+  json_channel<ipckit::pipe_writer> out(ipckit::open_fifo_writer(loop.get_executor(), path, 5s),
+                                        {framing::newline});
+  out.send({{"line", 1}});
+  bool done = false;
+  ipckit::error_code sent;
+  out.async_send({{"line", 2}}, [&](ipckit::error_code ec) { sent = ec, done = true; });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_FALSE(sent) << sent.message();
+  EXPECT_EQ(in.receive(), json({{"line", 1}}));
+  EXPECT_EQ(in.receive(), json({{"line", 2}}));
+  out.next_layer().close();
+  ipckit::error_code ec;
+  in.receive(ec);
+  EXPECT_EQ(ec, boost::asio::error::eof);
+}
+
+TEST_F(json_channel_ipckit, over_a_tcp_conn_length_prefixed) {
+  auto [dialed, accepted] = connected("tcp4", "127.0.0.1:0");
+  json_channel<ipckit::net::conn> a(std::move(dialed)), b(std::move(accepted));
+  carries_messages_both_ways(loop, a, b);
+}
+
+TEST_F(json_channel_ipckit, over_a_unixpacket_conn_one_message_per_datagram) {
+  auto [dialed, accepted] = connected("unixpacket", (dir() / "json.sock").string());
+  json_channel<ipckit::net::conn> a(std::move(dialed), {framing::datagram});
+  json_channel<ipckit::net::conn> b(std::move(accepted), {framing::datagram});
+  carries_messages_both_ways(loop, a, b);
+}
 
 }  // namespace

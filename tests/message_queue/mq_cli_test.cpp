@@ -4,6 +4,9 @@
 #include <ipckit/message_queue.hpp>
 
 #include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
 
 namespace {
 
@@ -49,6 +52,16 @@ TEST_F(mq_cli, receive_json_lines) {
   auto received = mq({"receive", name, "--count", "2", "--json"});
   EXPECT_EQ(received.exit_code, 0);
   EXPECT_EQ(received.out, "{\"message\":\"say \\\"hi\\\"\",\"priority\":3}\n{\"message\":\"plain\",\"priority\":0}\n");
+}
+
+TEST_F(mq_cli, info_json_is_one_object) {
+  ASSERT_EQ(mq({"create", name, "--max-messages", "3", "--message-size", "64"}).exit_code, 0);
+  EXPECT_EQ(mq({"send", name, "x"}).exit_code, 0);
+  auto info = mq({"info", name, "--json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const auto document = nlohmann::json::parse(info.out);
+  EXPECT_EQ(document, (nlohmann::json{{"name", name}, {"max_messages", 3}, {"message_size", 64},
+                                      {"messages", 1}, {"mode", "0600"}, {"owner", ::geteuid()}}));
 }
 
 TEST_F(mq_cli, receive_timeout_exits_1_with_a_message) {

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <string>
 #include <thread>
+#include <unistd.h>
 
 namespace {
 
@@ -50,8 +51,23 @@ TEST(pipe, sync_write_then_read) {
 
 TEST(pipe, default_buffer_is_larger_and_can_be_set) {
   boost::asio::io_context io;
+  int raw[2];
+  ASSERT_EQ(::pipe2(raw, O_CLOEXEC), 0);
+  const auto kernel_default = static_cast<std::size_t>(::fcntl(raw[0], F_GETPIPE_SZ));
+  ::close(raw[0]);
+  ::close(raw[1]);
+  ASSERT_GT(ipckit::default_pipe_buffer_size, kernel_default);
   auto [reader, writer] = ipckit::make_pipe(io.get_executor());
-  EXPECT_GE(writer.buffer_size(), 65536u);
+  if (::geteuid() == 0) {
+    // Root is never refused (CAP_SYS_RESOURCE): the larger default must be there.
+    EXPECT_EQ(writer.buffer_size(), ipckit::default_pipe_buffer_size);
+  } else {
+    // A user over pipe-user-pages-soft is refused, and the pipe keeps the kernel's size.
+    EXPECT_TRUE(writer.buffer_size() == ipckit::default_pipe_buffer_size ||
+                writer.buffer_size() == kernel_default)
+        << writer.buffer_size();
+  }
+  EXPECT_EQ(reader.buffer_size(), writer.buffer_size());  // one pipe, one buffer
   writer.set_buffer_size(4096);
   EXPECT_EQ(writer.buffer_size(), 4096u);
   auto small = ipckit::make_pipe(io.get_executor(), 8192);
@@ -175,6 +191,19 @@ TEST(pipe, async_write_deadline_when_full) {
   ASSERT_TRUE(run_until(io, [&] { return done; }));
   EXPECT_EQ(result, ipckit::errc::timeout);
   EXPECT_EQ(moved, 4096u);
+}
+
+TEST(pipe, sync_write_deadline_when_full) {
+  boost::asio::io_context io;
+  auto [reader, writer] = ipckit::make_pipe(io.get_executor(), 4096);
+  const std::string data = pattern(1 << 20);
+  writer.expires_after(50ms);
+  error_code ec;
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t moved = boost::asio::write(writer, boost::asio::buffer(data), ec);
+  EXPECT_EQ(ec, ipckit::errc::timeout);
+  EXPECT_EQ(moved, 4096u);  // what fit before the reader stopped reading
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 45ms);
 }
 
 TEST(pipe, cancellation_slot_aborts_a_read) {

@@ -159,6 +159,102 @@ TEST_F(process_io, stdio_from_a_socket) {
   EXPECT_TRUE(cmd.wait().success());
 }
 
+// Where fd `fd` of this process leads, as /proc shows it: "/dev/null", "pipe:[123]" …
+std::string fd_target(int fd) {
+  return std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd)).string();
+}
+
+// Each of the child's stdin, stdout and stderr can be each kind of stdio. The child (sh,
+// started directly) reports on fd 3 where its own fds 0, 1 and 2 lead; the other two
+// streams keep Go's default, /dev/null.
+TEST_F(process_io, each_standard_stream_can_be_null_inherited_a_file_a_pipe_or_a_socket) {
+  // (Through a command substitution: sh applies a redirection to its own fds while the
+  // redirected command runs, so `readlink … >&3` would see fd 3's target on fd 1.)
+  const std::string report = "t=$(readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2) && echo $t >&3";
+  const std::string names[] = {"stdin", "stdout", "stderr"};
+  for (int stream = 0; stream < 3; ++stream) {
+    const std::string kinds[] = {"null", "inherit", "file", "ipckit pipe", "socket", "async pipe"};
+    for (const std::string& kind : kinds) {
+      SCOPED_TRACE(names[stream] + " as " + kind);
+      ipckit::command cmd(io.get_executor(), "sh", {"-c", report});
+      auto reply = ipckit::make_pipe(io.get_executor());
+      cmd.add_fd(reply.writer.native_handle(), 3);
+      reply.writer.close();
+      auto set = [&](ipckit::stdio s) {
+        if (stream == 0) cmd.set_stdin(std::move(s));
+        else if (stream == 1) cmd.set_stdout(std::move(s));
+        else cmd.set_stderr(std::move(s));
+      };
+      std::string expected;
+      std::optional<ipckit::pipe_pair> keep;                   // ends the parent holds
+      std::optional<ipckit::pipe_writer> async_in;             // stdin_pipe()
+      std::optional<ipckit::pipe_reader> async_out;            // stdout_pipe()/stderr_pipe()
+      ipckit::unique_fd socket_ours, saved_parent_fd;
+      if (kind == "null") {
+        set(ipckit::stdio::null());
+        expected = "/dev/null";
+      } else if (kind == "inherit") {
+        // This process's own fd `stream`, pointed at a fresh pipe while the child starts.
+        keep = ipckit::make_pipe(io.get_executor());
+        const int end = stream == 0 ? keep->reader.native_handle() : keep->writer.native_handle();
+        saved_parent_fd.reset(::fcntl(stream, F_DUPFD_CLOEXEC, 10));
+        ASSERT_EQ(::dup2(end, stream), stream);
+        expected = fd_target(stream);
+        set(ipckit::stdio::inherit());
+      } else if (kind == "file") {
+        const auto path = dir() / (names[stream] + ".txt");
+        std::ofstream(path) << "x";
+        expected = std::filesystem::canonical(path).string();
+        set(ipckit::stdio::file(path));
+      } else if (kind == "ipckit pipe") {
+        keep = ipckit::make_pipe(io.get_executor());
+        const int end = stream == 0 ? keep->reader.native_handle() : keep->writer.native_handle();
+        expected = fd_target(end);
+        set(ipckit::stdio::fd(end));
+      } else if (kind == "socket") {
+        int pair[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+        socket_ours.reset(pair[0]);
+        expected = fd_target(pair[1]);
+        set(ipckit::stdio::fd(ipckit::unique_fd(pair[1])));
+      } else {
+        if (stream == 0) {
+          async_in = cmd.stdin_pipe();
+          expected = fd_target(async_in->native_handle());
+        } else {
+          async_out = stream == 1 ? cmd.stdout_pipe() : cmd.stderr_pipe();
+          expected = fd_target(async_out->native_handle());
+        }
+      }
+      error_code ec;
+      cmd.start(ec);
+      if (saved_parent_fd) ::dup2(saved_parent_fd.get(), stream);
+      ASSERT_FALSE(ec) << ec.message();
+      EXPECT_TRUE(cmd.wait().success());
+      std::string text;
+      boost::asio::read(reply.reader, boost::asio::dynamic_buffer(text), ec);
+      std::vector<std::string> targets;
+      std::istringstream words(text);
+      for (std::string word; words >> word;) targets.push_back(word);
+      ASSERT_EQ(targets.size(), 3u) << text;
+      for (int other = 0; other < 3; ++other)
+        EXPECT_EQ(targets[other], other == stream ? expected : "/dev/null") << names[other];
+    }
+  }
+}
+
+// Arguments reach the program as given: no shell expands, splits or runs anything.
+TEST_F(process_io, arguments_arrive_verbatim_without_a_shell) {
+  const std::vector<std::string> args = {"%s|", "two words", "$HOME", "*", "; echo injected",
+                                         "", "'quoted'", "`id`", "a\nb"};
+  ipckit::command cmd(io.get_executor(), "printf", args);
+  std::string expected;
+  for (std::size_t i = 1; i < args.size(); ++i) expected += args[i] + "|";
+  EXPECT_EQ(cmd.output(), expected);
+  EXPECT_EQ(cmd.args().front(), "printf");
+  EXPECT_EQ(cmd.path(), ipckit::look_path("printf"));
+}
+
 TEST_F(process_io, extra_fds_arrive_at_their_numbers_and_nothing_else_leaks) {
   auto five = ipckit::make_pipe(io.get_executor());
   auto nine = ipckit::make_pipe(io.get_executor());

@@ -1,4 +1,5 @@
 #include <ipckit/process.hpp>
+#include <ipckit/signal.hpp>
 
 #include "process_util.hpp"
 
@@ -8,6 +9,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <csignal>
+#include <functional>
 #include <poll.h>
 #include <sstream>
 #include <sys/syscall.h>
@@ -174,6 +176,43 @@ TEST(process_lifecycle, parent_death_signal_kills_an_orphan) {
   ::pollfd p{pidfd, POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 10000), 1) << "the grandchild outlived its parent";
   ::close(pidfd);
+}
+
+// Children are reaped through their pidfd: starting and waiting installs no SIGCHLD
+// handler, and a program that subscribes to SIGCHLD itself still gets each exit status
+// from wait, while its subscription sees the same child's SIGCHLD.
+TEST(process_lifecycle, reaping_needs_no_sigchld_handler_and_leaves_sigchld_to_the_program) {
+  boost::asio::io_context io;
+  ipckit::command plain(io.get_executor(), helper_path(), {"exit", "3"});
+  error_code ec;
+  plain.run(ec);
+  EXPECT_EQ(plain.state()->exit_code(), 3);
+  struct sigaction current {};
+  ASSERT_EQ(::sigaction(SIGCHLD, nullptr, &current), 0);
+  EXPECT_EQ(current.sa_handler, SIG_DFL) << "the process module installed a SIGCHLD handler";
+
+  ipckit::signal::notifier children(io.get_executor(), {SIGCHLD});
+  ipckit::command cmd(io.get_executor(), helper_path(), {"exit", "5"});
+  cmd.start();
+  std::optional<ipckit::process_state> state;
+  cmd.async_wait([&](error_code e, ipckit::process_state s) {
+    EXPECT_FALSE(e);
+    state = s;
+  });
+  std::optional<ipckit::signal::info> delivery;
+  std::function<void()> next = [&] {
+    children.async_wait([&](error_code e, ipckit::signal::info info) {
+      if (e) return;
+      if (info.sender_pid == cmd.pid()) delivery = info;
+      else next();  // a SIGCHLD from an earlier child of this test
+    });
+  };
+  next();
+  ASSERT_TRUE(run_until(io, [&] { return state && delivery; }));
+  EXPECT_EQ(state->exit_code(), 5);
+  EXPECT_EQ(delivery->number, SIGCHLD);
+  EXPECT_EQ(delivery->status, 5);
+  EXPECT_EQ(process_test::child_count(), 0u);
 }
 
 TEST(process_lifecycle, destroying_a_started_command_kills_and_reaps_it) {

@@ -4,6 +4,7 @@
 #include <ipckit/semaphore.hpp>
 
 #include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -39,6 +40,13 @@ TEST_F(sem_cli, create_post_wait_info_unlink) {
   auto gone = sem({"info", name});
   EXPECT_EQ(gone.exit_code, 1);
   EXPECT_THAT(gone.err, HasSubstr("open " + name + ": sem_open: no such file or directory"));
+}
+
+TEST_F(sem_cli, info_json_is_one_object) {
+  ASSERT_EQ(sem({"create", name, "--value", "4"}).exit_code, 0);
+  auto info = sem({"info", name, "--json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out), (nlohmann::json{{"name", name}, {"value", 4}}));
 }
 
 TEST_F(sem_cli, wait_times_out_with_exit_1_and_a_message) {

@@ -4,10 +4,13 @@
 #include "test_support.hpp"
 
 #include <ipckit/event_loop.hpp>
+#include <ipckit/process.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <gmock/gmock.h>
 
 #include <csignal>
@@ -192,6 +195,54 @@ TEST_F(semaphore_test, event_async_wait_cancels_and_takes_nothing) {
   expect_async_wait_cancels(semaphore);
   semaphore.post();
   EXPECT_TRUE(semaphore.try_wait());
+}
+
+// An event_semaphore between related processes: the child inherits the eventfd (as fd
+// 3) and is a python3 peer using os.eventfd_read/eventfd_write. Units posted by the child
+// count here, a wait on the loop completes when the child posts, and a unit the child
+// took before it was killed is not given back (no undo, as for POSIX semaphores).
+TEST_F(semaphore_test, event_counts_across_processes_and_a_killed_holder_leaks_its_unit) {
+  event_semaphore semaphore(loop, 0);
+  auto child = [&](const std::string& script) {
+    auto cmd = std::make_unique<ipckit::command>(loop.get_executor(), "python3",
+                                                 std::vector<std::string>{"-S", "-c", "import os, sys\n" + script});
+    cmd->add_fd(semaphore.native_handle(), 3);
+    return cmd;
+  };
+  // The child posts three units and exits.
+  child("os.eventfd_write(3, 3)")->run();
+  int taken = 0;
+  while (semaphore.try_wait()) ++taken;
+  EXPECT_EQ(taken, 3);
+
+  // A wait on the loop completes when the child posts (after it is told to).
+  auto poster = child("sys.stdin.readline()\nos.eventfd_write(3, 1)");
+  auto go = poster->stdin_pipe();
+  poster->start();
+  bool done = false;
+  error_code result;
+  semaphore.async_wait([&](error_code e) { result = e, done = true; });
+  EXPECT_FALSE(run_until(loop.context(), [&] { return done; }, 20ms)) << "completed before any post";
+  boost::asio::write(go, boost::asio::buffer("go\n", 3));
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_FALSE(result);
+  EXPECT_TRUE(poster->wait().success());
+  EXPECT_FALSE(semaphore.try_wait());
+
+  // Two units; the child takes one and is killed holding it: one unit is left, not two.
+  semaphore.post(2);
+  auto holder = child("os.eventfd_read(3)\nprint('holding', flush=True)\nsys.stdin.readline()");
+  auto holder_in = holder->stdin_pipe();
+  auto holder_out = holder->stdout_pipe();
+  holder->start();
+  std::string line;
+  boost::asio::read_until(holder_out, boost::asio::dynamic_buffer(line), '\n');
+  EXPECT_EQ(line, "holding\n");
+  holder->kill();
+  error_code ec;
+  EXPECT_EQ(holder->wait(ec).signal(), SIGKILL);
+  EXPECT_TRUE(semaphore.try_wait());
+  EXPECT_FALSE(semaphore.wait_for(50ms)) << "the killed holder's unit came back";
 }
 
 TEST_F(semaphore_test, event_semaphore_takes_one_unit_per_wait) {
