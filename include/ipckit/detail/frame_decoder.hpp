@@ -50,6 +50,8 @@ class frame_decoder {
   error_code at_end() const;
 
   std::size_t buffered() const { return end_ - begin_; }
+  /// Bytes of buffer allocated: at most the cap, a header and one read (tests check it).
+  std::size_t allocated() const { return buffer_.capacity(); }
 
  private:
   decoded next_length_prefixed();
