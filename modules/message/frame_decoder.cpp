@@ -180,7 +180,14 @@ std::string encode_message(const nlohmann::json& message, framing mode, std::siz
                            error_code& ec) {
   ec.clear();
   std::string text = mode == framing::length_prefixed ? std::string(header_size, '\0') : std::string();
-  text += message.dump();
+  try {
+    text += message.dump();
+  } catch (const nlohmann::json::type_error&) {
+    // A string that is not UTF-8 (type_error.316): the caller's value, refused as such
+    // instead of an exception the error_code form promises not to throw.
+    ec = ipckit::errc::invalid_argument;
+    return {};
+  }
   const std::size_t length = text.size() - (mode == framing::length_prefixed ? header_size : 0);
   if (length > max) {
     ec = ipckit::errc::message_too_large;

@@ -1,10 +1,13 @@
 // Fuzz target: the JSON frame decoder. The same stream is decoded whole and in the
 // chunking the input describes; the messages, errors and end-of-stream verdict must be
 // the same, and the decoder may hold no more than one frame (or line) and one read, nor
-// allocate more than that. Input: MODE_AND_CAP, COUNT, COUNT chunk sizes, then the stream.
+// allocate more than that. Each message decoded encodes to text that decodes to it. Input: MODE_AND_CAP, COUNT, COUNT chunk sizes, then the stream.
 #include "fuzz_check.hpp"
 
 #include <ipckit/detail/frame_decoder.hpp>
+#include <ipckit/error.hpp>
+
+#include <boost/asio/error.hpp>
 
 #include <algorithm>
 #include <string>
@@ -31,6 +34,27 @@ struct result {
   ipckit::error_code at_end;
 };
 
+// What encode_message makes of a decoded message decodes back to it (unless re-encoding
+// made it longer than the cap: "1E2" prints as "100.0").
+void check_round_trip(framing mode, std::size_t cap, const nlohmann::json& message) {
+  ipckit::error_code ec;
+  const std::string text = ipckit::detail::encode_message(message, mode, cap, ec);
+  if (ec) {
+    FUZZ_CHECK(ec == ipckit::errc::message_too_large);
+    return;
+  }
+  frame_decoder decoder(mode, cap);
+  const std::span<char> space = decoder.prepare();
+  FUZZ_CHECK(space.size() >= text.size());
+  std::copy(text.begin(), text.end(), space.data());
+  decoder.commit(text.size());
+  const decoded again = decoder.next();
+  FUZZ_CHECK(again.state == decoded::status::message);
+  FUZZ_CHECK(again.message == message);
+  FUZZ_CHECK(decoder.next().state == decoded::status::need_more);
+  FUZZ_CHECK(decoder.at_end() == boost::asio::error::eof);
+}
+
 // Feeds `stream` in pieces of the sizes in `chunks` (cycled; 0 = all that fits), taking
 // every message after each piece, as json_channel does.
 result decode(framing mode, std::size_t cap, std::string_view stream,
@@ -43,6 +67,7 @@ result decode(framing mode, std::size_t cap, std::string_view stream,
          next = decoder.next()) {
       if (next.state == decoded::status::message) {
         out.outcomes.push_back({next.state, next.message.dump()});
+        check_round_trip(mode, cap, next.message);
       } else {
         FUZZ_CHECK(next.ec);
         out.outcomes.push_back({next.state, next.ec.message() + ": " + next.detail});

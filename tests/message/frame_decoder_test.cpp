@@ -181,6 +181,9 @@ TEST(frame_decoder, encode_refuses_messages_over_the_cap) {
   auto text = ipckit::detail::encode_message(std::string(100, 'a'), framing::newline, 50, ec);
   EXPECT_EQ(ec, ipckit::errc::message_too_large);
   EXPECT_TRUE(text.empty());
+  text = ipckit::detail::encode_message(std::string("\xff"), framing::newline, 50, ec);
+  EXPECT_EQ(ec, ipckit::errc::invalid_argument) << "not UTF-8, and no exception";
+  EXPECT_TRUE(text.empty());
   text = ipckit::detail::encode_message({{"k", 1}}, framing::length_prefixed, 50, ec);
   EXPECT_FALSE(ec);
   EXPECT_EQ(text, frame(R"({"k":1})"));
