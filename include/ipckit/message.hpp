@@ -41,6 +41,14 @@ const boost::system::error_category& category() noexcept;
 error_code make_error_code(errc e) noexcept;
 
 }  // namespace message
+}  // namespace ipckit
+
+// Before any use in the templates below: clang rejects a specialization that follows
+// an instantiation (g++ let it pass).
+template <>
+struct boost::system::is_error_code_enum<ipckit::message::errc> : std::true_type {};
+
+namespace ipckit {
 
 struct json_channel_options {
   framing mode = framing::length_prefixed;
@@ -280,6 +288,3 @@ class json_channel {
 };
 
 }  // namespace ipckit
-
-template <>
-struct boost::system::is_error_code_enum<ipckit::message::errc> : std::true_type {};

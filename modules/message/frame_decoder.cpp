@@ -3,6 +3,7 @@
 #include <ipckit/message.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace ipckit::detail {
@@ -30,6 +31,12 @@ decoded too_large(std::uint64_t size, std::size_t max, std::uint64_t offset) {
                      std::to_string(offset) + " exceeds the limit of " + std::to_string(max));
 }
 
+decoded line_too_long(std::size_t max, std::uint64_t offset) {
+  return failure(make_error_code(ipckit::errc::message_too_large),
+                 "line at stream offset " + std::to_string(offset) + " exceeds the limit of " +
+                     std::to_string(max) + " bytes");
+}
+
 }  // namespace
 
 decoded parse_json_text(std::string_view text, std::uint64_t stream_offset) {
@@ -44,6 +51,13 @@ decoded parse_json_text(std::string_view text, std::uint64_t stream_offset) {
     if (auto colon = why.find("syntax error"); colon != std::string::npos) why = why.substr(colon);
     result = failure(message::errc::malformed_json,
                      "invalid JSON at stream offset " + std::to_string(at) + ": " + why);
+  } catch (const nlohmann::json::exception& error) {
+    // Not a syntax error but as much the peer's fault: a number out of range ("1e400"
+    // is out_of_range.406). It must not escape into the caller's event loop.
+    std::string why = error.what();
+    if (auto bracket = why.find("] "); bracket != std::string::npos) why = why.substr(bracket + 2);
+    result = failure(message::errc::malformed_json, "invalid JSON at stream offset " +
+                                                        std::to_string(stream_offset) + ": " + why);
   }
   return result;
 }
@@ -58,8 +72,20 @@ std::span<char> frame_decoder::prepare() {
     begin_ = 0;
   }
   // Never more than one frame (or one line) plus one read chunk: the size cap holds
-  // before anything is allocated, whatever length a peer announces.
-  if (buffer_.size() - end_ < read_chunk) buffer_.resize(end_ + read_chunk);
+  // before anything is allocated, whatever length a peer announces. The buffer grows
+  // geometrically (a large frame is not copied once a read), but not past that bound,
+  // which the vector's own doubling would overshoot.
+  const std::size_t want = end_ + read_chunk;
+  if (buffer_.size() < want) {
+    if (buffer_.capacity() < want) {
+      const std::size_t bound = max_ > SIZE_MAX - header_size - read_chunk
+                                    ? SIZE_MAX
+                                    : max_ + header_size + read_chunk;
+      const std::size_t doubled = buffer_.capacity() > SIZE_MAX / 2 ? SIZE_MAX : 2 * buffer_.capacity();
+      buffer_.reserve(std::max(want, std::min(doubled, bound)));
+    }
+    buffer_.resize(want);
+  }
   return {buffer_.data() + end_, buffer_.size() - end_};
 }
 
@@ -113,22 +139,28 @@ decoded frame_decoder::next_line() {
       discarding_line_ = false;
       continue;
     }
+    // A line over the cap is refused whatever it holds, blank or not, and its length is
+    // not reported: the verdict must be the same whether its end has arrived or not.
     if (!newline) {
       if (buffered() <= max_) return {};
       const std::uint64_t at = offset_;
       consume(buffered());
-      discarding_line_ = true;
-      return too_large(max_ + 1, max_, at);  // at least this much; the rest is dropped
+      discarding_line_ = true;  // the rest of the line is dropped as it arrives
+      return line_too_long(max_, at);
     }
     const auto length = static_cast<std::size_t>(newline - start);
     const std::uint64_t at = offset_;
+    if (length > max_) {
+      consume(length + 1);
+      return line_too_long(max_, at);
+    }
     std::string_view line(start, length);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) {  // blank lines are no message
       consume(length + 1);
       continue;
     }
-    decoded result = length > max_ ? too_large(length, max_, at) : parse_json_text(line, at);
+    decoded result = parse_json_text(line, at);
     consume(length + 1);
     return result;
   }
@@ -148,7 +180,14 @@ std::string encode_message(const nlohmann::json& message, framing mode, std::siz
                            error_code& ec) {
   ec.clear();
   std::string text = mode == framing::length_prefixed ? std::string(header_size, '\0') : std::string();
-  text += message.dump();
+  try {
+    text += message.dump();
+  } catch (const nlohmann::json::type_error&) {
+    // A string that is not UTF-8 (type_error.316): the caller's value, refused as such
+    // instead of an exception the error_code form promises not to throw.
+    ec = ipckit::errc::invalid_argument;
+    return {};
+  }
   const std::size_t length = text.size() - (mode == framing::length_prefixed ? header_size : 0);
   if (length > max) {
     ec = ipckit::errc::message_too_large;

@@ -79,15 +79,22 @@ namespace detail {
 address unix_address(std::string_view net, std::string_view text, error_code& ec) {
   sockaddr_un un{};
   un.sun_family = AF_UNIX;
-  // A path must leave room for its NUL; an abstract name uses every byte.
-  const std::size_t room = sizeof un.sun_path - (text.starts_with('@') ? 0 : 1);
+  // "@name" is abstract, and so is "\0name" as in Go; a path must leave room for its
+  // NUL, an abstract name uses every byte.
+  const bool abstract = text.starts_with('@') || text.starts_with('\0');
+  const std::size_t room = sizeof un.sun_path - (abstract ? 0 : 1);
   if (text.size() > room) {
     ec = errc::path_too_long;
     return {};
   }
+  if (!abstract && text.find('\0') != std::string_view::npos) {
+    // The kernel would take the path only up to the NUL: another file than asked for.
+    ec = errc::invalid_address;
+    return {};
+  }
   std::memcpy(un.sun_path, text.data(), text.size());
   socklen_t size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + text.size());
-  if (text.starts_with('@')) {
+  if (abstract) {
     un.sun_path[0] = '\0';
   } else if (!text.empty()) {
     size += 1;
@@ -97,6 +104,8 @@ address unix_address(std::string_view net, std::string_view text, error_code& ec
 }
 
 bool parse_ip(std::string_view host, int port, std::string_view net, address& out) {
+  // inet_pton reads up to a NUL: "127.0.0.1\0junk" is no literal.
+  if (host.find('\0') != std::string_view::npos) return false;
   std::string text(host);
   std::string zone;
   if (auto percent = text.find('%'); percent != std::string::npos) {
@@ -112,8 +121,9 @@ bool parse_ip(std::string_view host, int port, std::string_view net, address& ou
   }
   sockaddr_in6 in6{};
   if (::inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) != 1) return false;
-  if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr) && zone.empty()) {
-    // An IPv4-mapped address is IPv4, as in Go (To4() != nil).
+  if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
+    // An IPv4-mapped address is IPv4, as in Go (To4() != nil), a zone or not: IPv4 has
+    // no zone, and keeping it as IPv6 would not survive printing and parsing again.
     in.sin_family = AF_INET;
     in.sin_port = htons(static_cast<uint16_t>(port));
     std::memcpy(&in.sin_addr, &in6.sin6_addr.s6_addr[12], 4);
@@ -192,6 +202,11 @@ split_address split_ip_address(const network& n, std::string_view text, bool for
       return out;
     }
     out.literal.push_back(literal);
+    return out;
+  }
+  if (host.find('\0') != std::string::npos) {
+    // getaddrinfo would look up the name only up to the NUL; Go's resolvers refuse it.
+    ec = errc::no_such_host;
     return out;
   }
   out.host = std::move(host);

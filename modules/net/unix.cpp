@@ -1,6 +1,7 @@
 // Unix extras on net::conn: descriptors passed with data (SCM_RIGHTS) and peer
 // credentials (SO_PEERCRED).
 #include "net_internal.hpp"
+#include "scm_rights.hpp"
 
 #include <sys/socket.h>
 
@@ -67,21 +68,12 @@ std::size_t conn::read_with_fds(boost::asio::mutable_buffer data, std::vector<un
     socket_.wait(socket_type::wait_read, ec);
     if (ec) return 0;
   }
-  // Take ownership of every descriptor that arrived before judging the message.
+  // Every descriptor that arrived is owned (and closed on truncation) before judging.
   std::vector<unique_fd> received;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      received.emplace_back(fd);
-    }
-  }
-  if ((msg.msg_flags & MSG_CTRUNC) != 0 || received.size() > max_fds) {
-    ec = errc::control_truncated;  // `received` closes what did arrive
-    return static_cast<std::size_t>(n);
-  }
+  ec = detail::take_received_fds(
+      {reinterpret_cast<const std::byte*>(control.data()), msg.msg_controllen}, msg.msg_flags,
+      max_fds, received);
+  if (ec) return static_cast<std::size_t>(n);
   int type = 0;
   socklen_t type_size = sizeof type;
   ::getsockopt(native_handle(), SOL_SOCKET, SO_TYPE, &type, &type_size);

@@ -98,6 +98,60 @@ TEST(frame_decoder, a_long_line_is_refused_and_the_next_line_decodes) {
   EXPECT_EQ(whole[1], (outcome{true, R"({"ok":true})"}));
 }
 
+// Found by the fuzzer (tests/fuzz/crashes/frame_decoder/): nlohmann throws out_of_range,
+// not parse_error, for a number past double's range, and it escaped next().
+TEST(frame_decoder, a_number_out_of_range_is_malformed_json_and_the_stream_goes_on) {
+  for (const framing mode : {framing::newline, framing::length_prefixed}) {
+    const std::string stream = mode == framing::newline ? "1e400\n[-1e999]\n2\n"
+                                                        : frame("1e400") + frame("[-1e999]") + frame("2");
+    frame_decoder decoder(mode, 1024);
+    auto space = decoder.prepare();
+    std::copy(stream.begin(), stream.end(), space.data());
+    decoder.commit(stream.size());
+    for (int i = 0; i < 2; ++i) {
+      decoded bad = decoder.next();
+      ASSERT_EQ(bad.state, decoded::status::error);
+      EXPECT_EQ(bad.ec, ipckit::message::errc::malformed_json);
+      EXPECT_NE(bad.detail.find("number overflow"), std::string::npos) << bad.detail;
+    }
+    decoded good = decoder.next();
+    ASSERT_EQ(good.state, decoded::status::message);
+    EXPECT_EQ(good.message, 2);
+  }
+}
+
+TEST(frame_decoder, a_line_over_the_cap_is_refused_in_any_chunking_even_when_blank) {
+  // Blank and over the cap: skipped when it came whole, refused when it came in pieces.
+  const std::string stream = std::string(20, ' ') + "\n" + std::string(30, 'x') + "\n1\n";
+  auto whole = decode_all(framing::newline, 8, stream, 0);
+  ASSERT_EQ(whole.size(), 3u);
+  EXPECT_EQ(whole[0], (outcome{false, "message too large"}));
+  EXPECT_EQ(whole[1], (outcome{false, "message too large"}));
+  EXPECT_EQ(whole[2], (outcome{true, "1"}));
+  for (unsigned seed = 1; seed < 50; ++seed)
+    EXPECT_EQ(decode_all(framing::newline, 8, stream, seed), whole) << "seed " << seed;
+}
+
+TEST(frame_decoder, allocates_at_most_the_cap_a_header_and_one_read) {
+  // A frame of exactly the cap, arriving in small reads: the vector's own doubling
+  // allocated up to twice this bound before.
+  constexpr std::size_t cap = 150000, read_chunk = 64 * 1024;
+  const std::string stream = frame("\"" + std::string(cap - 2, 'a') + "\"");
+  frame_decoder decoder(framing::length_prefixed, cap);
+  for (std::size_t at = 0; at < stream.size();) {
+    ASSERT_EQ(decoder.next().state, decoded::status::need_more);
+    auto space = decoder.prepare();
+    EXPECT_LE(decoder.allocated(), cap + 4 + read_chunk) << "after " << at << " bytes";
+    const std::size_t n = std::min<std::size_t>({space.size(), stream.size() - at, 1000});
+    std::copy_n(stream.data() + at, n, space.data());
+    decoder.commit(n);
+    at += n;
+  }
+  decoded last = decoder.next();
+  ASSERT_EQ(last.state, decoded::status::message);
+  EXPECT_EQ(last.message.get<std::string>().size(), cap - 2);
+}
+
 TEST(frame_decoder, errors_name_the_stream_offset) {
   frame_decoder decoder(framing::newline, 1024);
   const std::string stream = "{\"a\":1}\n{\"b\":x}\n";
@@ -126,6 +180,9 @@ TEST(frame_decoder, encode_refuses_messages_over_the_cap) {
   ipckit::error_code ec;
   auto text = ipckit::detail::encode_message(std::string(100, 'a'), framing::newline, 50, ec);
   EXPECT_EQ(ec, ipckit::errc::message_too_large);
+  EXPECT_TRUE(text.empty());
+  text = ipckit::detail::encode_message(std::string("\xff"), framing::newline, 50, ec);
+  EXPECT_EQ(ec, ipckit::errc::invalid_argument) << "not UTF-8, and no exception";
   EXPECT_TRUE(text.empty());
   text = ipckit::detail::encode_message({{"k", 1}}, framing::length_prefixed, 50, ec);
   EXPECT_FALSE(ec);

@@ -50,6 +50,8 @@ class frame_decoder {
   error_code at_end() const;
 
   std::size_t buffered() const { return end_ - begin_; }
+  /// Bytes of buffer allocated: at most the cap, a header and one read (tests check it).
+  std::size_t allocated() const { return buffer_.capacity(); }
 
  private:
   decoded next_length_prefixed();
@@ -66,7 +68,8 @@ class frame_decoder {
 };
 
 /// Encodes one message for `mode`: header or newline added. Throws nothing; a message
-/// over `max` is errc::message_too_large.
+/// over `max` is errc::message_too_large, one holding a string that is not UTF-8
+/// errc::invalid_argument.
 std::string encode_message(const nlohmann::json& message, framing mode, std::size_t max,
                            error_code& ec);
 
