@@ -28,7 +28,7 @@ TEST(cli_bench, quick_json_run_has_every_way_with_positive_figures) {
                 row.contains("headline") && row.contains("skipped") && row.contains("ways") &&
                 row.contains("ratios"))
         << row.dump();
-    seen.insert({row["name"], row["kind"]});
+    seen.insert({row["name"].get<std::string>(), row["kind"].get<std::string>()});
     ASSERT_TRUE(row["skipped"].is_null()) << row.dump();
     for (const std::string way : {"raw_blocking", "raw_epoll", "ipckit_blocking", "ipckit_async"}) {
       ASSERT_TRUE(row["ways"].contains(way)) << way << " missing in " << row.dump();
