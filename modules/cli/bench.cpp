@@ -267,6 +267,20 @@ std::vector<std::pair<std::string, std::string>> four_way_ratios() {
   return {{"ipckit_blocking", "raw_blocking"}, {"ipckit_async", "raw_epoll"}};
 }
 
+void measure_ways(context& ctx, row_result& row, std::span<const std::string_view> ways,
+                  const std::function<way_result(std::string_view way)>& measure) {
+  for (std::string_view way : ways) {
+    ctx.next_step();
+    if (row.skipped) continue;
+    ctx.progress(row.name + " " + row.kind + ": " + std::string(way));
+    try {
+      row.ways.push_back(measure(way));
+    } catch (const std::exception& error) {
+      row.ways.push_back({std::string(way), std::string("failed: ") + error.what(), {}});
+    }
+  }
+}
+
 std::map<std::string, double> latency_figures(std::vector<std::chrono::nanoseconds> samples) {
   if (samples.empty()) return {};
   std::sort(samples.begin(), samples.end());

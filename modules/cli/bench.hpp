@@ -105,6 +105,11 @@ struct registration {
   explicit registration(benchmark b);
 };
 
+/// Measures each way of `row` in turn, one progress step each (none when the row is
+/// skipped); a way whose `measure` throws is kept as skipped with "failed: …".
+void measure_ways(context& ctx, row_result& row, std::span<const std::string_view> ways,
+                  const std::function<way_result(std::string_view way)>& measure);
+
 /// Round-trip samples as microseconds: {"median", "p99"}.
 std::map<std::string, double> latency_figures(std::vector<std::chrono::nanoseconds> samples);
 

@@ -367,16 +367,7 @@ std::vector<row_result> run_channel(context& ctx, const channel& ch) {
       row.note = std::to_string(t.total >> 20) + " MiB in " + std::to_string(t.chunk >> 10) + " KiB " +
                  (ch.kind == framing::mq ? "messages" : "writes");
     }
-    for (way w : all_ways) {
-      ctx.next_step();
-      if (row.skipped) continue;
-      ctx.progress(std::string(ch.name) + " " + row.kind + ": " + std::string(four_ways[static_cast<int>(w)]));
-      try {
-        row.ways.push_back(run_parent_side(ctx, ch, w, t));
-      } catch (const std::exception& error) {
-        row.ways.push_back({std::string(four_ways[static_cast<int>(w)]), std::string("failed: ") + error.what(), {}});
-      }
-    }
+    measure_ways(ctx, row, four_ways, [&](std::string_view w) { return run_parent_side(ctx, ch, parse_way(std::string(w)), t); });
     rows.push_back(std::move(row));
   }
   return rows;

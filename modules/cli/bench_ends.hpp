@@ -28,7 +28,9 @@
 
 namespace ipckit::cli::bench {
 
-enum class framing { stream, datagram, mq };
+/// How an end's bytes are cut: a byte stream, datagrams (one send, one message), POSIX
+/// message queue messages, or eventfd counters (8-byte write/read, no socket calls).
+enum class framing { stream, datagram, mq, counter };
 
 [[noreturn]] void fail_errno(const char* what);
 
@@ -136,6 +138,40 @@ struct ipckit_mq_end {
   }
 };
 
+/// An end made of calls, for mechanisms that carry no bytes (a signal, a semaphore
+/// post, a lock hand-off) or frame them themselves (JSON): `on_send()` sends one ping,
+/// `on_recv()` waits for one, `on_async_recv(handler)` waits on the loop and calls
+/// handler(error_code, std::size_t).
+template <class Send, class Recv, class AsyncRecv>
+struct call_end {
+  Send on_send;
+  Recv on_recv;
+  AsyncRecv on_async_recv;
+
+  void send(const char*, std::size_t) { on_send(); }
+  void recv(char*, std::size_t, std::size_t) { on_recv(); }
+  // Sends never wait here (kill, sem_post, a JSON write that fits the socket buffer).
+  template <class Handler>
+  void async_send(const char*, std::size_t, Handler h) {
+    on_send();
+    h(error_code{}, 0);
+  }
+  template <class Handler>
+  void async_recv(char*, std::size_t, std::size_t, Handler h) {
+    on_async_recv(std::move(h));
+  }
+};
+template <class Send, class Recv, class AsyncRecv>
+call_end(Send, Recv, AsyncRecv) -> call_end<Send, Recv, AsyncRecv>;
+
+/// The async receive of a call_end that has none (blocking-only ways).
+struct no_async_recv {
+  template <class Handler>
+  void operator()(Handler&&) const {
+    throw std::logic_error("no async receive on this end");
+  }
+};
+
 using clock = std::chrono::steady_clock;
 /// Receive buffers are this big: a message queue's receive needs its whole message size.
 inline constexpr std::size_t receive_capacity = 64 * 1024;
@@ -190,6 +226,12 @@ void stream_in_blocking(End& end, std::size_t total) {
   for (std::size_t got = 0; got < total;) got += end.recv_some(buffer.data(), buffer.size());
   end.send("k", 1);
 }
+
+/// Runs `end` one way: the parent pings and returns the round-trip figures, the child
+/// echoes; `async` picks the loop drivers.
+template <class End>
+std::map<std::string, double> ping_or_echo(bool parent, bool async, event_loop& loop, End& end,
+                                           long count, long warmup, std::size_t size);
 
 // ---- async drivers (the ipckit ends on the loop) -------------------------------------
 
@@ -304,6 +346,17 @@ void stream_in_async(event_loop& loop, End& end, std::size_t total) {
   d.next();
   loop.restart();
   loop.run();
+}
+
+template <class End>
+std::map<std::string, double> ping_or_echo(bool parent, bool async, event_loop& loop, End& end,
+                                           long count, long warmup, std::size_t size) {
+  if (parent)
+    return latency_figures(async ? ping_async(loop, end, count, warmup, size)
+                                 : ping_blocking(end, count, warmup, size));
+  if (async) echo_async(loop, end, count + warmup, size);
+  else echo_blocking(end, count + warmup, size);
+  return {};
 }
 
 }  // namespace ipckit::cli::bench

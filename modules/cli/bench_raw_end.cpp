@@ -55,7 +55,8 @@ long raw_end::send_once(const char* data, std::size_t n) {
   switch (kind_) {
     case framing::mq: return ::mq_send(out_, data, n, 0) == 0 ? static_cast<long>(n) : -1;
     case framing::datagram: return ::send(out_, data, n, MSG_NOSIGNAL);
-    case framing::stream: break;
+    case framing::stream:
+    case framing::counter: break;
   }
   return ::write(out_, data, n);
 }
