@@ -183,8 +183,8 @@ struct names {
 };
 
 int open_fifo_raw(const std::string& path, bool reader) {
-  // A reader opens at once; a writer waits for the reader (as a plain open does).
-  return checked(::open(path.c_str(), (reader ? O_RDONLY | O_NONBLOCK : O_WRONLY) | O_CLOEXEC), "open fifo");
+  // Blocking opens, as a plain program does: each waits for the other end.
+  return checked(::open(path.c_str(), (reader ? O_RDONLY : O_WRONLY) | O_CLOEXEC), "open fifo");
 }
 
 int open_mq_raw(const std::string& name) {
@@ -193,12 +193,19 @@ int open_mq_raw(const std::string& name) {
 
 // Runs `body(end, async)` with this side's end of the channel, made for way `w`.
 template <class Body>
-void with_end(const channel& ch, way w, event_loop& loop, int in, int out, const names& named, Body&& body) {
+void with_end(const channel& ch, way w, bool parent, event_loop& loop, int in, int out, const names& named,
+              Body&& body) {
   auto ex = loop.get_executor();
   if (!is_ipckit(w)) {
     if (ch.from == source::fifo_paths) {
-      in = open_fifo_raw(named.in, true);
-      out = open_fifo_raw(named.out, false);
+      // Plain blocking opens pair up: the parent's reader with the child's writer first.
+      if (parent) {
+        in = open_fifo_raw(named.in, true);
+        out = open_fifo_raw(named.out, false);
+      } else {
+        out = open_fifo_raw(named.out, false);
+        in = open_fifo_raw(named.in, true);
+      }
     } else if (ch.from == source::mq_names) {
       in = open_mq_raw(named.in);
       out = open_mq_raw(named.out);
@@ -246,7 +253,7 @@ int run_child_side(const channel& ch, std::span<const std::string> args) {
   names named;
   if (args.size() >= 6) named = {args[4], args[5]};
   event_loop loop(1);
-  with_end(ch, w, loop, child_in, child_out, named, [&](auto& end, bool async) {
+  with_end(ch, w, false, loop, child_in, child_out, named, [&](auto& end, bool async) {
     using end_type = std::decay_t<decltype(end)>;
     if constexpr (std::is_same_v<end_type, raw_end>) {
       if (throughput) stream_in_blocking(end, static_cast<std::size_t>(count));
@@ -312,7 +319,7 @@ way_result run_parent_side(context& ctx, const channel& ch, way w, const test& t
   if (fds.child_in >= 0) ::close(fds.child_in);
   if (fds.child_out >= 0 && fds.child_out != fds.child_in) ::close(fds.child_out);
 
-  with_end(ch, w, loop, fds.parent_in, fds.parent_out, parent_names, [&](auto& end, bool async) {
+  with_end(ch, w, true, loop, fds.parent_in, fds.parent_out, parent_names, [&](auto& end, bool async) {
     using end_type = std::decay_t<decltype(end)>;
     const long warmup = warmup_of(t.count);
     if constexpr (std::is_same_v<end_type, raw_end>) {

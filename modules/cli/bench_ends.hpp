@@ -52,11 +52,13 @@ class raw_end {
   long send_once(const char* data, std::size_t n);
   long recv_once(char* buffer, std::size_t cap);
   void wait();
+  void watch_writable();
 
   int in_;
   int out_;
   framing kind_;
   int epoll_ = -1;
+  bool watching_out_ = false;
 };
 
 /// ipckit pipes and FIFOs: a pipe_reader and a pipe_writer.

@@ -33,16 +33,22 @@ raw_end::raw_end(int in, int out, framing kind, bool use_epoll) : in_(in), out_(
   if (!use_epoll) return;
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_ < 0) fail_errno("epoll_create1");
+  // Readable only: writability is asked for once a write first says EAGAIN (as Asio
+  // does), so that the peer draining our writes does not wake us for nothing.
   epoll_event in_event{};
-  in_event.events = EPOLLIN | EPOLLET | (in_ == out_ ? EPOLLOUT : 0u);
+  in_event.events = EPOLLIN | EPOLLET;
   in_event.data.fd = in_;
   if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, in_, &in_event) != 0) fail_errno("epoll_ctl");
-  if (out_ != in_) {
-    epoll_event out_event{};
-    out_event.events = EPOLLOUT | EPOLLET;
-    out_event.data.fd = out_;
-    if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, out_, &out_event) != 0) fail_errno("epoll_ctl");
-  }
+}
+
+void raw_end::watch_writable() {
+  if (watching_out_) return;
+  watching_out_ = true;
+  epoll_event out_event{};
+  out_event.events = EPOLLOUT | EPOLLET | (out_ == in_ ? EPOLLIN : 0u);
+  out_event.data.fd = out_;
+  if (::epoll_ctl(epoll_, out_ == in_ ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, out_, &out_event) != 0)
+    fail_errno("epoll_ctl");
 }
 
 raw_end::~raw_end() {
@@ -81,6 +87,11 @@ void raw_end::send(const char* data, std::size_t n) {
       done += static_cast<std::size_t>(sent);
       if (kind_ != framing::stream) return;
     } else if (errno == EAGAIN && epoll_ >= 0) {
+      // Registering after EAGAIN could miss the edge: try once more before waiting.
+      if (!watching_out_) {
+        watch_writable();
+        continue;
+      }
       wait();
     } else if (errno != EINTR) {
       fail_errno("send");
