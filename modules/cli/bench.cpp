@@ -148,7 +148,7 @@ int run_bench(std::span<const std::string> args) {
   if (!args.empty() && args[0] == "--child") return run_child(args.subspan(1));
   static constexpr flag_spec flags[] = {{"json", false},      {"only", true},   {"pin", true},
                                         {"iterations", true}, {"quick", false}, {"bytes", true},
-                                        {"connections", true}, {"list", false}};
+                                        {"connections", true}, {"list", false}, {"spin", true}};
   const auto parsed = arguments::parse(args, flags);
   if (!parsed.positional().empty()) throw usage_error("unexpected argument " + parsed.positional()[0]);
 
@@ -179,6 +179,10 @@ int run_bench(std::span<const std::string> args) {
   if (auto n = parsed.integer("connections")) {
     if (*n < 1) throw usage_error("--connections must be at least 1");
     opts.connections = static_cast<long>(*n);
+  }
+  if (auto spin = parsed.duration("spin")) {
+    if (spin->count() <= 0) throw usage_error("--spin must be positive");
+    opts.spin = *spin;
   }
   if (opts.pin == pin_mode::cross && ::sysconf(_SC_NPROCESSORS_ONLN) < 2)
     throw usage_error("--pin cross needs two CPUs; this machine has one");
@@ -225,6 +229,7 @@ int run_bench(std::span<const std::string> args) {
           {"iterations", opts.iterations},
           {"stream_bytes", opts.stream_bytes},
           {"connections", opts.connections},
+          {"spin_ns", opts.spin.count()},
           {"quick", opts.quick}}},
         {"rows", nlohmann::json::array()}};
     for (const auto& row : rows) document["rows"].push_back(to_json(row));
@@ -239,7 +244,7 @@ const cli::registration bench_command{{
     "bench",
     "measure ipckit against the raw system calls",
     "Usage: ipckit bench [--json] [--only NAMES] [--pin same|cross|none] [--quick]\n"
-    "                    [--iterations N] [--bytes N] [--connections N] [--list]\n\n"
+    "                    [--iterations N] [--bytes N] [--connections N] [--spin D] [--list]\n\n"
     "Measures each IPC mechanism between this process and a child of itself, four ways\n"
     "in the same run: raw blocking system calls and a raw edge-triggered epoll loop (the\n"
     "baselines, written in the benchmark), then ipckit's blocking API and its async API\n"
@@ -258,6 +263,10 @@ const cli::registration bench_command{{
     "  --iterations N   round trips per way (default 5000; 200 with --quick)\n"
     "  --bytes N        bytes streamed per way (default 1 GiB; 16 MiB with --quick)\n"
     "  --connections N  connections of the scale benchmark (default 10000; 500 with --quick)\n"
+    "  --spin D         the fifth way of the channels, ipckit_async_spin: the loop in its\n"
+    "                   low-latency mode (event_loop::run_spinning) polls D (default 50us)\n"
+    "                   before sleeping; measured only with the processes on different\n"
+    "                   CPUs (--pin cross or none)\n"
     "  --quick          small counts, for tests and a first look\n"
     "  --list           print the benchmark names and exit\n",
     run_bench,

@@ -25,6 +25,8 @@ struct options {
   long iterations = 5000;                      ///< round trips per way (after warm-up)
   std::size_t stream_bytes = std::size_t(1) << 30;  ///< bytes per throughput way
   long connections = 10000;                    ///< the scale benchmark's connections
+  /// How long the ipckit_async_spin way polls before sleeping (event_loop::run_spinning).
+  std::chrono::nanoseconds spin = std::chrono::microseconds(50);
   bool quick = false;
 };
 
@@ -53,6 +55,10 @@ struct row_result {
 /// The four ways of the channel rows, in output order.
 inline constexpr std::string_view four_ways[] = {"raw_blocking", "raw_epoll", "ipckit_blocking",
                                                  "ipckit_async"};
+/// The channel rows add ipckit's opt-in low-latency mode (event_loop::run_spinning),
+/// measured only when the two processes are on different CPUs.
+inline constexpr std::string_view channel_ways[] = {"raw_blocking", "raw_epoll", "ipckit_blocking",
+                                                    "ipckit_async", "ipckit_async_spin"};
 /// ipckit's blocking API against raw blocking calls, its async API against the epoll loop.
 std::vector<std::pair<std::string, std::string>> four_way_ratios();
 

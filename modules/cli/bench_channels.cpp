@@ -27,16 +27,17 @@ using namespace std::chrono_literals;
 constexpr std::size_t message_size = 64;
 constexpr int child_in = 3, child_out = 4;
 
-enum class way { raw_blocking, raw_epoll, ipckit_blocking, ipckit_async };
-constexpr way all_ways[] = {way::raw_blocking, way::raw_epoll, way::ipckit_blocking, way::ipckit_async};
+enum class way { raw_blocking, raw_epoll, ipckit_blocking, ipckit_async, ipckit_async_spin };
+constexpr way all_ways[] = {way::raw_blocking, way::raw_epoll, way::ipckit_blocking, way::ipckit_async,
+                            way::ipckit_async_spin};
 
 way parse_way(const std::string& text) {
   for (way w : all_ways)
-    if (four_ways[static_cast<int>(w)] == text) return w;
+    if (channel_ways[static_cast<int>(w)] == text) return w;
   throw std::invalid_argument("unknown way " + text);
 }
 
-bool is_ipckit(way w) { return w == way::ipckit_blocking || w == way::ipckit_async; }
+bool is_ipckit(way w) { return w != way::raw_blocking && w != way::raw_epoll; }
 
 /// What a channel is made of: fds made by the parent, or names both sides open.
 enum class source { fds, fifo_paths, mq_names };
@@ -213,7 +214,7 @@ void with_end(const channel& ch, way w, bool parent, event_loop& loop, int in, i
     raw_end end(in, out, ch.kind, w == way::raw_epoll);
     return body(end, false);
   }
-  const bool async = w == way::ipckit_async;
+  const bool async = w == way::ipckit_async || w == way::ipckit_async_spin;
   if (ch.from == source::mq_names) {
     ipckit_mq_end end{message_queue(ex), message_queue(ex)};
     end.in.open(named.in);
@@ -244,14 +245,15 @@ struct test {
 };
 
 int run_child_side(const channel& ch, std::span<const std::string> args) {
-  // WAY rt|tput COUNT-or-BYTES CHUNK [IN-NAME OUT-NAME]
-  if (args.size() < 4) return exit_usage;
+  // WAY rt|tput COUNT-or-BYTES CHUNK SPIN-NS [IN-NAME OUT-NAME]
+  if (args.size() < 5) return exit_usage;
   const way w = parse_way(args[0]);
   const bool throughput = args[1] == "tput";
   const long count = std::stol(args[2]);
   const std::size_t chunk = std::stoul(args[3]);
+  const std::chrono::nanoseconds spin(w == way::ipckit_async_spin ? std::stoll(args[4]) : 0);
   names named;
-  if (args.size() >= 6) named = {args[4], args[5]};
+  if (args.size() >= 7) named = {args[5], args[6]};
   event_loop loop(1);
   with_end(ch, w, false, loop, child_in, child_out, named, [&](auto& end, bool async) {
     using end_type = std::decay_t<decltype(end)>;
@@ -259,8 +261,8 @@ int run_child_side(const channel& ch, std::span<const std::string> args) {
       if (throughput) stream_in_blocking(end, static_cast<std::size_t>(count));
       else echo_blocking(end, count, chunk);
     } else if (async) {
-      if (throughput) stream_in_async(loop, end, static_cast<std::size_t>(count));
-      else echo_async(loop, end, count, chunk);
+      if (throughput) stream_in_async(loop, end, static_cast<std::size_t>(count), spin);
+      else echo_async(loop, end, count, chunk, spin);
     } else {
       if (throughput) stream_in_blocking(end, static_cast<std::size_t>(count));
       else echo_blocking(end, count, chunk);
@@ -270,7 +272,10 @@ int run_child_side(const channel& ch, std::span<const std::string> args) {
 }
 
 way_result run_parent_side(context& ctx, const channel& ch, way w, const test& t) {
-  way_result result{std::string(four_ways[static_cast<int>(w)]), std::nullopt, {}};
+  way_result result{std::string(channel_ways[static_cast<int>(w)]), std::nullopt, {}};
+  if (w == way::ipckit_async_spin && ctx.opts().pin == pin_mode::same)
+    return {result.way, "spinning needs the peer on another CPU (--pin cross)", {}};
+  const std::chrono::nanoseconds spin = w == way::ipckit_async_spin ? ctx.opts().spin : std::chrono::nanoseconds{};
   event_loop loop(1);
   made_fds fds;
   names parent_names, child_names;
@@ -308,7 +313,8 @@ way_result run_parent_side(context& ctx, const channel& ch, way w, const test& t
 
   std::vector<std::string> args{result.way, t.throughput ? "tput" : "rt",
                                 std::to_string(t.throughput ? static_cast<long>(t.total) : t.count + warmup_of(t.count)),
-                                std::to_string(t.throughput ? t.chunk : message_size)};
+                                std::to_string(t.throughput ? t.chunk : message_size),
+                                std::to_string(spin.count())};
   if (ch.from != source::fds) {
     args.push_back(child_names.in);
     args.push_back(child_names.out);
@@ -326,8 +332,8 @@ way_result run_parent_side(context& ctx, const channel& ch, way w, const test& t
       if (t.throughput) result.figures["rate"] = stream_out_blocking(end, t.total, t.chunk);
       else result.figures = latency_figures(ping_blocking(end, t.count, warmup, message_size));
     } else if (async) {
-      if (t.throughput) result.figures["rate"] = stream_out_async(loop, end, t.total, t.chunk);
-      else result.figures = latency_figures(ping_async(loop, end, t.count, warmup, message_size));
+      if (t.throughput) result.figures["rate"] = stream_out_async(loop, end, t.total, t.chunk, spin);
+      else result.figures = latency_figures(ping_async(loop, end, t.count, warmup, message_size, spin));
     } else {
       if (t.throughput) result.figures["rate"] = stream_out_blocking(end, t.total, t.chunk);
       else result.figures = latency_figures(ping_blocking(end, t.count, warmup, message_size));
@@ -357,6 +363,7 @@ std::vector<row_result> run_channel(context& ctx, const channel& ch) {
   std::vector<row_result> rows;
   row_result round_trip{std::string(ch.name), "round_trip", "us", "median", true, std::nullopt, {},
                         "64-byte ping-pong", four_way_ratios()};
+  round_trip.ratios.push_back({"ipckit_async_spin", "raw_blocking"});
   const auto skipped = unavailable(ch);
   if (skipped) round_trip.skipped = skipped;
   std::vector<test> tests{{false, ctx.opts().iterations, 0, message_size}};
@@ -374,7 +381,7 @@ std::vector<row_result> run_channel(context& ctx, const channel& ch) {
       row.note = std::to_string(t.total >> 20) + " MiB in " + std::to_string(t.chunk >> 10) + " KiB " +
                  (ch.kind == framing::mq ? "messages" : "writes");
     }
-    measure_ways(ctx, row, four_ways, [&](std::string_view w) { return run_parent_side(ctx, ch, parse_way(std::string(w)), t); });
+    measure_ways(ctx, row, channel_ways, [&](std::string_view w) { return run_parent_side(ctx, ch, parse_way(std::string(w)), t); });
     rows.push_back(std::move(row));
   }
   return rows;
@@ -399,7 +406,7 @@ constexpr channel channels[] = {
 template <std::size_t I>
 benchmark channel_benchmark() {
   const channel& ch = channels[I];
-  return {ch.order, ch.name, ch.stream_chunk ? 8 : 4,
+  return {ch.order, ch.name, ch.stream_chunk ? 10 : 5,
           [&ch](context& ctx) { return run_channel(ctx, ch); },
           [&ch](std::span<const std::string> args) { return run_child_side(ch, args); }};
 }

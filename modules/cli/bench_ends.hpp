@@ -237,9 +237,16 @@ std::map<std::string, double> ping_or_echo(bool parent, bool async, event_loop& 
 
 // ---- async drivers (the ipckit ends on the loop) -------------------------------------
 
+/// Runs the loop until the driver is done: run(), or the low-latency run_spinning(spin).
+inline void run_loop(event_loop& loop, std::chrono::nanoseconds spin) {
+  loop.restart();
+  if (spin.count() > 0) loop.run_spinning(spin);
+  else loop.run();
+}
+
 template <class End>
 std::vector<clock::duration> ping_async(event_loop& loop, End& end, long count, long warmup,
-                                        std::size_t size) {
+                                        std::size_t size, std::chrono::nanoseconds spin = {}) {
   struct pinger {
     End& end;
     long total;
@@ -266,14 +273,14 @@ std::vector<clock::duration> ping_async(event_loop& loop, End& end, long count, 
       std::vector<char>(receive_capacity), {}, 0, {}};
   p.samples.reserve(static_cast<std::size_t>(count));
   p.next();
-  loop.restart();
-  loop.run();
+  run_loop(loop, spin);
   if (p.done != p.total) throw std::runtime_error("the loop stopped before the last round trip");
   return std::move(p.samples);
 }
 
 template <class End>
-void echo_async(event_loop& loop, End& end, long count, std::size_t size) {
+void echo_async(event_loop& loop, End& end, long count, std::size_t size,
+                std::chrono::nanoseconds spin = {}) {
   struct echoer {
     End& end;
     long left;
@@ -291,12 +298,12 @@ void echo_async(event_loop& loop, End& end, long count, std::size_t size) {
     }
   } e{end, count, size, std::vector<char>(receive_capacity)};
   e.next();
-  loop.restart();
-  loop.run();
+  run_loop(loop, spin);
 }
 
 template <class End>
-double stream_out_async(event_loop& loop, End& end, std::size_t total, std::size_t chunk) {
+double stream_out_async(event_loop& loop, End& end, std::size_t total, std::size_t chunk,
+                        std::chrono::nanoseconds spin = {}) {
   struct streamer {
     End& end;
     std::size_t left;
@@ -320,15 +327,14 @@ double stream_out_async(event_loop& loop, End& end, std::size_t total, std::size
   } s{end, total, chunk, std::vector<char>(chunk, 's'), std::vector<char>(receive_capacity)};
   const auto start = clock::now();
   s.next();
-  loop.restart();
-  loop.run();
+  run_loop(loop, spin);
   const std::chrono::duration<double> took = clock::now() - start;
   if (!s.acked) throw std::runtime_error("the loop stopped before the acknowledgement");
   return static_cast<double>(total) / 1e6 / took.count();
 }
 
 template <class End>
-void stream_in_async(event_loop& loop, End& end, std::size_t total) {
+void stream_in_async(event_loop& loop, End& end, std::size_t total, std::chrono::nanoseconds spin = {}) {
   struct drain {
     End& end;
     std::size_t left;
@@ -346,8 +352,7 @@ void stream_in_async(event_loop& loop, End& end, std::size_t total) {
     }
   } d{end, total, std::vector<char>(receive_capacity)};
   d.next();
-  loop.restart();
-  loop.run();
+  run_loop(loop, spin);
 }
 
 template <class End>
