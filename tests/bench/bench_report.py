@@ -13,9 +13,14 @@ import statistics
 import sys
 from xml.sax.saxutils import escape
 
-WAYS = ["raw_blocking", "raw_epoll", "ipckit_blocking", "ipckit_async"]
+WAYS = ["raw_blocking", "raw_epoll", "ipckit_blocking", "ipckit_async", "ipckit_async_spin"]
 COLOURS = {"raw_blocking": "#9e9e9e", "raw_epoll": "#616161",
-           "ipckit_blocking": "#64b5f6", "ipckit_async": "#1565c0"}
+           "ipckit_blocking": "#64b5f6", "ipckit_async": "#1565c0", "ipckit_async_spin": "#ef6c00"}
+
+
+def ways_measured(merged):
+    """The ways that ran somewhere in these runs, in WAYS order."""
+    return [w for w in WAYS if any(e["figures"].get(w) for e in merged)]
 
 
 def load(paths):
@@ -77,15 +82,16 @@ def markdown(merged, runs):
            f"per way, {options['stream_bytes'] >> 20} MiB per stream. Ratios are the median of each run's "
            "own ratio (ipckit against the baseline measured in the same run), so they need not equal "
            "the ratio of the medians shown.", ""]
-    out.append("| benchmark | unit | raw blocking | raw epoll | ipckit blocking | ipckit async | ratios |")
-    out.append("|---|---|---:|---:|---:|---:|---|")
+    ways = ways_measured(merged)
+    out.append("| benchmark | unit | " + " | ".join(w.replace("_", " ") for w in ways) + " | ratios |")
+    out.append("|---|---|" + "---:|" * len(ways) + "---|")
     for entry in merged:
         row = entry["row"]
         if row["skipped"]:
-            out.append(f"| {row['name']} {row['kind']} | | skipped: {row['skipped']} | | | | |")
+            out.append(f"| {row['name']} {row['kind']} | | skipped: {row['skipped']} |" + " |" * len(ways))
             continue
         cells = []
-        for way in WAYS:
+        for way in ways:
             figures = entry["figures"].get(way, "absent")
             if figures == "absent":
                 cells.append("")
@@ -133,7 +139,7 @@ def panel(entries, title, unit, top, width):
 
 
 def svg(merged, runs):
-    width = 760
+    width = 780
     options = runs[0]["options"]
     round_trips = [e for e in merged if e["row"]["kind"] == "round_trip" and not e["row"]["skipped"]]
     streams = [e for e in merged if e["row"]["kind"] == "throughput" and not e["row"]["skipped"]]
@@ -142,10 +148,10 @@ def svg(merged, runs):
                  f'medians of {len(runs)} runs on a loaded 2-vCPU VM</text>')
     top += 24
     legend_x = 10
-    for way in WAYS:
+    for way in ways_measured(merged):
         parts.append(f'<rect x="{legend_x}" y="{top}" width="12" height="12" fill="{COLOURS[way]}"/>')
         parts.append(f'<text x="{legend_x + 16}" y="{top + 10}" font-size="12">{way.replace("_", " ")}</text>')
-        legend_x += 150
+        legend_x += 145
     top += 20
     elements, height = panel(round_trips, "64-byte round trip, median (lower is better)", "µs", top, width)
     parts += elements
