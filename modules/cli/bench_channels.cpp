@@ -77,6 +77,21 @@ made_fds make_pipes(way w, event_loop& loop) {
   return {up[0], down[1], down[0], up[1]};
 }
 
+/// The loopback address, port 0 (the kernel picks one at bind); returns its size.
+socklen_t loopback(bool v6, sockaddr_storage& address) {
+  address = {};
+  if (v6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_loopback;
+    return sizeof *in6;
+  }
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&address);
+  in4->sin_family = AF_INET;
+  in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sizeof *in4;
+}
+
 // A connected pair on loopback or a unix socket, for stream networks through ipckit's
 // listen/dial/accept (ipckit ways) or plain socket calls (raw ways).
 made_fds make_stream_pair(const channel& ch, way w, context& ctx, event_loop& loop) {
@@ -108,18 +123,7 @@ made_fds make_stream_pair(const channel& ch, way w, context& ctx, event_loop& lo
   }
   const int family = v6 ? AF_INET6 : AF_INET;
   sockaddr_storage address{};
-  socklen_t size = 0;
-  if (v6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_addr = in6addr_loopback;
-    size = sizeof *in6;
-  } else {
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&address);
-    in4->sin_family = AF_INET;
-    in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    size = sizeof *in4;
-  }
+  socklen_t size = loopback(v6, address);
   const int listening = checked(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket");
   if (::bind(listening, reinterpret_cast<sockaddr*>(&address), size) != 0 || ::listen(listening, 1) != 0 ||
       ::getsockname(listening, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
@@ -146,17 +150,7 @@ made_fds make_udp_pair(const channel& ch, way w) {
   socklen_t sizes[2]{};
   for (int i = 0; i < 2; ++i) {
     fds[i] = checked(::socket(family, type, 0), "socket");
-    if (v6) {
-      auto* in6 = reinterpret_cast<sockaddr_in6*>(&addresses[i]);
-      in6->sin6_family = AF_INET6;
-      in6->sin6_addr = in6addr_loopback;
-      sizes[i] = sizeof *in6;
-    } else {
-      auto* in4 = reinterpret_cast<sockaddr_in*>(&addresses[i]);
-      in4->sin_family = AF_INET;
-      in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      sizes[i] = sizeof *in4;
-    }
+    sizes[i] = loopback(v6, addresses[i]);
     if (::bind(fds[i], reinterpret_cast<sockaddr*>(&addresses[i]), sizes[i]) != 0 ||
         ::getsockname(fds[i], reinterpret_cast<sockaddr*>(&addresses[i]), &sizes[i]) != 0)
       fail_errno("bind");
@@ -349,10 +343,9 @@ std::optional<std::string> unavailable(const channel& ch) {
   if (!ch.network.ends_with('6')) return std::nullopt;
   const int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return "no IPv6 here (socket AF_INET6: " + std::generic_category().message(errno) + ")";
-  sockaddr_in6 loopback{};
-  loopback.sin6_family = AF_INET6;
-  loopback.sin6_addr = in6addr_loopback;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&loopback), sizeof loopback) == 0;
+  sockaddr_storage address{};
+  const socklen_t size = loopback(true, address);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), size) == 0;
   const int saved = errno;
   ::close(fd);
   if (!ok) return "no ::1 here (bind: " + std::generic_category().message(saved) + ")";
