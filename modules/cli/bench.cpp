@@ -92,6 +92,16 @@ nlohmann::json to_json(const row_result& row) {
           {"note", row.note}};
 }
 
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  return cpus;
+}
+
 std::string kernel_release() {
   utsname name{};
   return ::uname(&name) == 0 ? name.release : "";
@@ -184,8 +194,14 @@ int run_bench(std::span<const std::string> args) {
     if (spin->count() <= 0) throw usage_error("--spin must be positive");
     opts.spin = *spin;
   }
-  if (opts.pin == pin_mode::cross && ::sysconf(_SC_NPROCESSORS_ONLN) < 2)
-    throw usage_error("--pin cross needs two CPUs; this machine has one");
+  // CPU "0" and "1" are the first two this process may run on (a container's cpuset
+  // need not start at 0).
+  const auto cpus = allowed_cpus();
+  if (opts.pin != pin_mode::none && cpus.empty()) throw std::runtime_error("sched_getaffinity found no CPU");
+  if (opts.pin == pin_mode::cross && cpus.size() < 2)
+    throw usage_error("--pin cross needs two CPUs; this process may run on one");
+  if (!cpus.empty()) opts.parent_cpu = cpus[0];
+  if (cpus.size() > 1) opts.second_cpu = cpus[1];
 
   if (auto only = parsed.value("only")) {
     const auto names = split_names(*only);
@@ -197,7 +213,7 @@ int run_bench(std::span<const std::string> args) {
     });
   }
 
-  if (opts.pin != pin_mode::none) pin_to_cpu(0);
+  if (opts.pin != pin_mode::none) pin_to_cpu(opts.parent_cpu);
   std::vector<row_result> rows;
   {
     context ctx(opts);
@@ -230,6 +246,8 @@ int run_bench(std::span<const std::string> args) {
           {"stream_bytes", opts.stream_bytes},
           {"connections", opts.connections},
           {"spin_ns", opts.spin.count()},
+          {"parent_cpu", opts.pin == pin_mode::none ? -1 : opts.parent_cpu},
+          {"child_cpu", opts.pin == pin_mode::none ? -1 : opts.pin == pin_mode::same ? opts.parent_cpu : opts.second_cpu},
           {"quick", opts.quick}}},
         {"rows", nlohmann::json::array()}};
     for (const auto& row : rows) document["rows"].push_back(to_json(row));
@@ -259,7 +277,8 @@ const cli::registration bench_command{{
     "  --json           print one JSON document (the format is in docs/performance.md)\n"
     "  --only NAMES     run only these benchmarks, comma-separated (see --list)\n"
     "  --pin MODE       same: both processes on CPU 0 (default); cross: parent on CPU 0,\n"
-    "                   child on CPU 1; none: let the scheduler place them\n"
+    "                   child on CPU 1; none: let the scheduler place them. CPU 0 and 1\n"
+    "                   are the first two this process may run on\n"
     "  --iterations N   round trips per way (default 5000; 200 with --quick)\n"
     "  --bytes N        bytes streamed per way (default 1 GiB; 16 MiB with --quick)\n"
     "  --connections N  connections of the scale benchmark (default 10000; 500 with --quick)\n"
@@ -333,8 +352,8 @@ std::string context::unique_name(std::string_view kind) {
 
 int context::child_cpu() const {
   switch (options_.pin) {
-    case pin_mode::same: return 0;
-    case pin_mode::cross: return 1;
+    case pin_mode::same: return options_.parent_cpu;
+    case pin_mode::cross: return options_.second_cpu;
     case pin_mode::none: return -1;
   }
   return -1;

@@ -28,6 +28,8 @@ struct options {
   /// How long the ipckit_async_spin way polls before sleeping (event_loop::run_spinning).
   std::chrono::nanoseconds spin = std::chrono::microseconds(50);
   bool quick = false;
+  int parent_cpu = 0;  ///< the first CPU this process may run on
+  int second_cpu = 1;  ///< the second (the child's under --pin cross)
 };
 
 /// One way a benchmark row was measured ("raw_blocking", "ipckit_async" …): named
