@@ -181,7 +181,13 @@ std::string tour_context::unique_name(std::string_view kind) {
 
 tour_child tour_context::start_child(std::string_view method, std::vector<std::string> args,
                                      std::vector<std::pair<int, int>> fds) {
-  std::vector<std::string> argv_storage{"/proc/self/exe", "tour", "--child", std::string(method)};
+  std::vector<std::string> self_args{"tour", "--child", std::string(method)};
+  self_args.insert(self_args.end(), args.begin(), args.end());
+  return start_self(std::move(self_args), std::move(fds));
+}
+
+tour_child start_self(std::vector<std::string> args, std::vector<std::pair<int, int>> fds) {
+  std::vector<std::string> argv_storage{"/proc/self/exe"};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& arg : argv_storage) argv.push_back(arg.data());

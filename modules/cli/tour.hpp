@@ -41,10 +41,15 @@ class tour_child {
   std::optional<int> wait(std::chrono::milliseconds timeout);
 
  private:
-  friend class tour_context;
+  friend tour_child start_self(std::vector<std::string>, std::vector<std::pair<int, int>>);
   int pid_ = -1;
   int pidfd_ = -1;
 };
+
+/// Starts `ipckit ARGS…` (this very executable) as tour_context::start_child does: empty
+/// signal mask, default dispositions, fds mapped parent → child number. Shared with
+/// `ipckit bench`, whose children are started the same way. Throws on failure.
+tour_child start_self(std::vector<std::string> args, std::vector<std::pair<int, int>> fds = {});
 
 class tour_context {
  public:

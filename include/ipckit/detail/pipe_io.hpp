@@ -121,7 +121,7 @@ struct pipe_io_op {
   pipe_end* end;
   Buffers buffers;
   bool write;
-  enum { starting, waiting, finished } state = starting;
+  enum { starting, waiting, reading, finished } state = starting;
   error_code result_ec{};
   std::size_t result_n = 0;
 
@@ -134,6 +134,14 @@ struct pipe_io_op {
     }
     // starting: the first attempt must not complete inside the initiating call.
     state = finished;
+    if constexpr (boost::asio::is_mutable_buffer_sequence<Buffers>::value) {
+      if (!write && !end->deadline_ && !end->wait_first_ && end->descriptor_.is_open()) {
+        // A plain read: Asio's own read tries at once and waits without re-arming epoll
+        // each time, which an async_wait does (docs/performance.md, finding 3).
+        state = reading;
+        return end->descriptor_.async_read_some(buffers, std::move(self));
+      }
+    }
     iovec_array iov(buffers);
     if (!end->descriptor_.is_open()) {
       result_ec = boost::asio::error::bad_descriptor;
@@ -148,6 +156,12 @@ struct pipe_io_op {
       return wait(self);
     }
     boost::asio::post(end->descriptor_.get_executor(), std::move(self));
+  }
+
+  // The completion of a plain read (state reading).
+  template <class Self>
+  void operator()(Self& self, error_code ec, std::size_t n) {
+    self.complete(ec, n);
   }
 
   template <class Self>
