@@ -91,6 +91,19 @@ bool ignored(int number);
 /// SIG_IGN). Async-signal-safe.
 void restore_child_defaults() noexcept;
 
+/// For a program that starts children with Boost.Process v2: pass it as an initializer,
+/// `boost::process::v2::process p(ctx, exe, args, ipckit::signal::default_child_signals{});`,
+/// and the child starts with an empty mask and default dispositions, as ipckit's own
+/// children do. It calls restore_child_defaults() between fork and exec (the launcher's
+/// on_exec_setup hook). Without it such a child inherits the signals ipckit blocked.
+struct default_child_signals {
+  template <class Launcher, class Path>
+  error_code on_exec_setup(Launcher&, const Path&, const char* const*&) const noexcept {
+    restore_child_defaults();
+    return {};
+  }
+};
+
 /// A subscription (Go's signal.Notify with its channel, Asio's signal_set): every
 /// delivery of its signals after construction is queued for it until it is stopped.
 ///
