@@ -116,7 +116,9 @@ struct default_child_signals {
 /// - After stop() (or the destructor) returns, nothing more is delivered: pending and
 ///   already posted waits complete with operation_aborted. When the last notifier of a
 ///   signal goes, its previous disposition is back, and the signal is unblocked in the
-///   calling thread (other threads unblock it on their next ipckit::signal call).
+///   calling thread (other threads unblock it on their next ipckit::signal call); the
+///   deliveries it had not handed out are sent to the process again, so none is lost:
+///   each is delivered, or takes the disposition that is back.
 /// - Subscribing blocks the signals in the calling thread (threads started later inherit
 ///   that); a thread that has them unblocked still delivers through ipckit's handler.
 ///
