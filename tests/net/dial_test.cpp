@@ -132,6 +132,33 @@ TEST_F(dial_test, tcp4_round_trip_with_go_addresses) {
   EXPECT_EQ(ec, boost::asio::error::eof);
 }
 
+// Go's CloseRead and CloseWrite: shutdown of one direction leaves the other working.
+TEST_F(dial_test, shutdown_of_either_direction_leaves_the_other) {
+  for (std::string network : {"tcp4", "unix"}) {
+    const std::string where = network == "unix" ? (dir() / "half.sock").string() : "127.0.0.1:0";
+    net::listener l = net::listen(ex, network, where);
+    net::conn client = net::dial(ex, network, l.addr().to_string());
+    net::conn server = l.accept();
+    char byte = 0;
+    error_code ec;
+    // The client stops reading: its reads see EOF, its writes still arrive.
+    client.shutdown(net::conn::socket_type::shutdown_receive);
+    EXPECT_EQ(client.read_some(boost::asio::buffer(&byte, 1), ec), 0u) << network;
+    EXPECT_EQ(ec, boost::asio::error::eof) << network;
+    boost::asio::write(client, boost::asio::buffer(std::string("w")));
+    EXPECT_EQ(server.read_some(boost::asio::buffer(&byte, 1)), 1u) << network;
+    EXPECT_EQ(byte, 'w') << network;
+    // The server stops writing: the client sees EOF, the server still reads.
+    server.shutdown(net::conn::socket_type::shutdown_send);
+    boost::asio::write(client, boost::asio::buffer(std::string("r")));
+    EXPECT_EQ(server.read_some(boost::asio::buffer(&byte, 1)), 1u) << network;
+    EXPECT_EQ(byte, 'r') << network;
+    error_code write_ec;
+    server.write_some(boost::asio::buffer("x", 1), write_ec);
+    EXPECT_EQ(write_ec, boost::asio::error::broken_pipe) << network;
+  }
+}
+
 TEST_F(dial_test, tcp_listens_on_both_families) {
   if (!ipckit::test::has_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback on this host";
   net::listener l = net::listen(ex, "tcp", ":0");
