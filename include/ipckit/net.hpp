@@ -264,9 +264,11 @@ class conn {
   [[noreturn]] void fail(const char* op, const error_code& ec) const;
   // One blocking read or write bounded by `deadline`: waits with poll, then does the
   // I/O non-blocking (an adopted blocking fd must not block past the deadline either).
+  // The descriptor's own O_NONBLOCK is left as it was found.
   template <class Io>
   std::size_t io_until(steady_time deadline, short events, error_code& ec, Io io) {
     const bool was_non_blocking = socket_.non_blocking();
+    const int fd_flags = was_non_blocking ? 0 : detail::file_status_flags(socket_.native_handle());
     if (!was_non_blocking && (socket_.non_blocking(true, ec), ec)) return 0;
     std::size_t n = 0;
     while (detail::wait_ready_until(socket_.native_handle(), events, deadline, ec)) {
@@ -276,6 +278,7 @@ class conn {
     if (!was_non_blocking) {
       error_code ignored;
       socket_.non_blocking(false, ignored);
+      detail::restore_file_status_flags(socket_.native_handle(), fd_flags);
     }
     return n;
   }

@@ -1,6 +1,7 @@
 // net::conn and net::packet_conn: thin handles over an Asio socket of any family/type.
 #include "net_internal.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -198,6 +199,12 @@ bool wait_ready_until(int fd, short events, steady_time deadline, error_code& ec
       return false;
     }
   }
+}
+
+int file_status_flags(int fd) noexcept { return ::fcntl(fd, F_GETFL); }
+
+void restore_file_status_flags(int fd, int flags) noexcept {
+  if (flags >= 0 && ::fcntl(fd, F_GETFL) != flags) ::fcntl(fd, F_SETFL, flags);
 }
 
 }  // namespace detail

@@ -107,5 +107,9 @@ void start_with_deadline(const boost::asio::any_io_executor& io_executor,
 /// POLLOUT) or the deadline passes (errc::timeout). False with `ec` set on failure.
 bool wait_ready_until(int fd, short events, std::chrono::steady_clock::time_point deadline,
                       error_code& ec);
+/// fcntl(F_GETFL), and F_SETFL back when it changed: Asio's non_blocking(false) clears
+/// O_NONBLOCK on a socket it did not know was non-blocking.
+int file_status_flags(int fd) noexcept;
+void restore_file_status_flags(int fd, int flags) noexcept;
 
 }  // namespace ipckit::net::detail
