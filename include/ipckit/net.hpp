@@ -5,6 +5,7 @@
 // by one thread at a time (or through a strand). The parsers are thread safe.
 #pragma once
 
+#include <ipckit/detail/deadline_io.hpp>
 #include <ipckit/detail/net_protocol.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/unique_fd.hpp>
@@ -15,6 +16,7 @@
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/compose.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -30,6 +32,7 @@
 namespace ipckit::net {
 
 using executor_type = boost::asio::any_io_executor;
+using steady_time = std::chrono::steady_clock::time_point;
 
 /// The module's errors, with Go's texts (net.AddrError, UnknownNetworkError …).
 enum class errc {
@@ -174,34 +177,61 @@ class conn {
 
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
-    return socket_.read_some(buffers, ec);
+    if (read_deadline_ == steady_time{}) return socket_.read_some(buffers, ec);
+    return io_until(read_deadline_, POLLIN, ec, [&](error_code& e) { return socket_.read_some(buffers, e); });
   }
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& buffers) {
     error_code ec;
-    std::size_t n = socket_.read_some(buffers, ec);
+    std::size_t n = read_some(buffers, ec);
     if (ec) fail("read", ec);
     return n;
   }
   template <class ConstBuffers>
   std::size_t write_some(const ConstBuffers& buffers, error_code& ec) {
-    return socket_.write_some(buffers, ec);
+    if (write_deadline_ == steady_time{}) return socket_.write_some(buffers, ec);
+    return io_until(write_deadline_, POLLOUT, ec, [&](error_code& e) { return socket_.write_some(buffers, e); });
   }
   template <class ConstBuffers>
   std::size_t write_some(const ConstBuffers& buffers) {
     error_code ec;
-    std::size_t n = socket_.write_some(buffers, ec);
+    std::size_t n = write_some(buffers, ec);
     if (ec) fail("write", ec);
     return n;
   }
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return socket_.async_read_some(buffers, std::forward<Token>(token));
+    return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const MutableBuffers& b) {
+          if (read_deadline_ == steady_time{}) return socket_.async_read_some(b, std::move(handler));
+          detail::start_with_deadline(socket_.get_executor(), read_deadline_, std::move(handler),
+                                      [this, &b](auto timed) { socket_.async_read_some(b, std::move(timed)); });
+        },
+        token, buffers);
   }
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return socket_.async_write_some(buffers, std::forward<Token>(token));
+    return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const ConstBuffers& b) {
+          if (write_deadline_ == steady_time{}) return socket_.async_write_some(b, std::move(handler));
+          detail::start_with_deadline(socket_.get_executor(), write_deadline_, std::move(handler),
+                                      [this, &b](auto timed) { socket_.async_write_some(b, std::move(timed)); });
+        },
+        token, buffers);
   }
+
+  /// Go's SetDeadline, SetReadDeadline, SetWriteDeadline: a read (write) that has not
+  /// completed by the deadline fails with ipckit::errc::timeout ("i/o timeout"), and one
+  /// started after it fails at once, blocking and async_* forms alike; asio::read and
+  /// asio::write on the conn stop at the deadline too. The deadline is absolute: it
+  /// bounds every later call until it is changed. `steady_time{}` (Go's zero Time) means
+  /// none, the default. Unlike Go, a new deadline applies to operations started after it
+  /// is set; to stop a pending async operation now, use cancel() or a cancellation slot.
+  void set_deadline(steady_time t) noexcept { read_deadline_ = write_deadline_ = t; }
+  void set_read_deadline(steady_time t) noexcept { read_deadline_ = t; }
+  void set_write_deadline(steady_time t) noexcept { write_deadline_ = t; }
+  steady_time read_deadline() const noexcept { return read_deadline_; }
+  steady_time write_deadline() const noexcept { return write_deadline_; }
 
   /// Go's CloseRead/CloseWrite: shutdown(SHUT_RD / SHUT_WR / SHUT_RDWR).
   void shutdown(socket_type::shutdown_type what, error_code& ec);
@@ -232,9 +262,31 @@ class conn {
  private:
   friend struct detail::conn_access;
   [[noreturn]] void fail(const char* op, const error_code& ec) const;
+  // One blocking read or write bounded by `deadline`: waits with poll, then does the
+  // I/O non-blocking (an adopted blocking fd must not block past the deadline either).
+  // The descriptor's own O_NONBLOCK is left as it was found.
+  template <class Io>
+  std::size_t io_until(steady_time deadline, short events, error_code& ec, Io io) {
+    const bool was_non_blocking = socket_.non_blocking();
+    const int fd_flags = was_non_blocking ? 0 : detail::file_status_flags(socket_.native_handle());
+    if (!was_non_blocking && (socket_.non_blocking(true, ec), ec)) return 0;
+    std::size_t n = 0;
+    while (detail::wait_ready_until(socket_.native_handle(), events, deadline, ec)) {
+      n = io(ec);
+      if (ec != boost::asio::error::would_block) break;
+    }
+    if (!was_non_blocking) {
+      error_code ignored;
+      socket_.non_blocking(false, ignored);
+      detail::restore_file_status_flags(socket_.native_handle(), fd_flags);
+    }
+    return n;
+  }
   socket_type socket_;
   std::string network_;
   address dialed_;  ///< the address dialed: raw sockets have no getpeername
+  steady_time read_deadline_{};
+  steady_time write_deadline_{};
 };
 
 /// What listen_packet returns: Go's net.PacketConn (UDPConn, UnixConn on unixgram, IPConn).
@@ -310,8 +362,6 @@ class packet_conn {
 };
 
 // ---- dialing (dial.cpp, happy_eyeballs.cpp) --------------------------------------------------
-
-using steady_time = std::chrono::steady_clock::time_point;
 
 /// Go's net.Dialer. A default dialer dials as net.Dial does.
 struct dialer {

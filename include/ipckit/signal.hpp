@@ -91,6 +91,19 @@ bool ignored(int number);
 /// SIG_IGN). Async-signal-safe.
 void restore_child_defaults() noexcept;
 
+/// For a program that starts children with Boost.Process v2: pass it as an initializer,
+/// `boost::process::v2::process p(ctx, exe, args, ipckit::signal::default_child_signals{});`,
+/// and the child starts with an empty mask and default dispositions, as ipckit's own
+/// children do. It calls restore_child_defaults() between fork and exec (the launcher's
+/// on_exec_setup hook). Without it such a child inherits the signals ipckit blocked.
+struct default_child_signals {
+  template <class Launcher, class Path>
+  error_code on_exec_setup(Launcher&, const Path&, const char* const*&) const noexcept {
+    restore_child_defaults();
+    return {};
+  }
+};
+
 /// A subscription (Go's signal.Notify with its channel, Asio's signal_set): every
 /// delivery of its signals after construction is queued for it until it is stopped.
 ///
@@ -103,7 +116,9 @@ void restore_child_defaults() noexcept;
 /// - After stop() (or the destructor) returns, nothing more is delivered: pending and
 ///   already posted waits complete with operation_aborted. When the last notifier of a
 ///   signal goes, its previous disposition is back, and the signal is unblocked in the
-///   calling thread (other threads unblock it on their next ipckit::signal call).
+///   calling thread (other threads unblock it on their next ipckit::signal call); the
+///   deliveries it had not handed out are sent to the process again, so none is lost:
+///   each is delivered, or takes the disposition that is back.
 /// - Subscribing blocks the signals in the calling thread (threads started later inherit
 ///   that); a thread that has them unblocked still delivers through ipckit's handler.
 ///

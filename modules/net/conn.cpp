@@ -1,7 +1,11 @@
 // net::conn and net::packet_conn: thin handles over an Asio socket of any family/type.
 #include "net_internal.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
+
+#include <cerrno>
 
 namespace ipckit::net {
 namespace {
@@ -172,5 +176,37 @@ unique_fd packet_conn::release() {
   error_code ec;
   return unique_fd(socket_.release(ec));
 }
+
+namespace detail {
+
+bool wait_ready_until(int fd, short events, steady_time deadline, error_code& ec) {
+  for (;;) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds(0)) {
+      ec = ipckit::errc::timeout;
+      return false;
+    }
+    // Rounded up, so that a wait never ends before the deadline and spins.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    pollfd p{fd, events, 0};
+    const int rc = ::poll(&p, 1, ms > 1'000'000 ? 1'000'000 : static_cast<int>(ms));
+    if (rc > 0) {
+      ec = {};
+      return true;
+    }
+    if (rc < 0 && errno != EINTR) {
+      ec = last_error();
+      return false;
+    }
+  }
+}
+
+int file_status_flags(int fd) noexcept { return ::fcntl(fd, F_GETFL); }
+
+void restore_file_status_flags(int fd, int flags) noexcept {
+  if (flags >= 0 && ::fcntl(fd, F_GETFL) != flags) ::fcntl(fd, F_SETFL, flags);
+}
+
+}  // namespace detail
 
 }  // namespace ipckit::net

@@ -198,6 +198,7 @@ void dial_state::try_next(std::size_t i) {
     unique_fd fd = open_socket(net, target.family(), ec);
     if (ec) {
       where.syscall = "socket";
+      if (ec.value() == EPERM && net.is_ip()) where.syscall = "socket (raw sockets need CAP_NET_RAW)";
       note_error(ec, where);
       continue;
     }

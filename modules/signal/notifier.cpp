@@ -81,6 +81,13 @@ std::uint64_t next_wait_id() noexcept {
   return ++counter;
 }
 
+void redeliver_unwatched(const info& delivery) noexcept {
+  try {
+    registry::get().redeliver_unwatched(delivery);
+  } catch (...) {  // a mutex that cannot lock: nothing better to do in a handler's path
+  }
+}
+
 std::shared_ptr<const std::atomic<bool>> stop_flag(const std::shared_ptr<subscription>& state) {
   if (!state) return nullptr;
   return state->stopped;
@@ -183,15 +190,19 @@ void notifier::stop() noexcept {
   if (!state_) return;
   registry::get().remove(state_);
   std::deque<std::unique_ptr<detail::wait_op>> aborted;
+  std::deque<info> undelivered;
   {
     std::lock_guard lock(state_->mutex);
     state_->stopped->store(true, std::memory_order_release);
-    state_->queue.clear();
+    undelivered.swap(state_->queue);
     aborted.swap(state_->waiting);
     if (!state_->shut_down)
       for (auto& op : aborted) op->complete(boost::asio::error::operation_aborted, {});
     state_->ready.notify_all();
   }
+  // What was queued here and never waited for is not lost: if no notifier of its signal
+  // is left, it takes the disposition that is back now (docs/signal.md, "Stop").
+  for (const auto& delivery : undelivered) registry::get().redeliver_unwatched(delivery);
 }
 
 void notifier::cancel() {

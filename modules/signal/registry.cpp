@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
 
@@ -66,6 +67,20 @@ info from_siginfo(const siginfo_t& raw) {
   if (carries_value(out.code)) out.value = raw.si_value.sival_int;
   if (out.number == SIGCHLD) out.status = raw.si_status;
   return out;
+}
+
+// rt_sigqueueinfo to this process with the delivery's own siginfo (allowed for any
+// si_code when the target is the caller's process), so the sender pid, uid, code and
+// value survive the round trip.
+void send_again(const info& delivery) {
+  siginfo_t raw{};
+  raw.si_signo = delivery.number;
+  raw.si_code = delivery.code;
+  raw.si_pid = delivery.sender_pid.value_or(0);
+  raw.si_uid = delivery.sender_uid.value_or(0);
+  if (delivery.number == SIGCHLD) raw.si_status = delivery.status;
+  else if (delivery.value) raw.si_value.sival_int = *delivery.value;
+  ::syscall(SYS_rt_sigqueueinfo, ::getpid(), delivery.number, &raw);
 }
 
 sigset_t just(int number) {
@@ -137,9 +152,16 @@ struct registry::impl {
           batch.push_back(from_siginfo(from_pipe[i]));
       if (batch.empty()) continue;
       std::lock_guard lock(mutex);
-      for (const auto& delivery : batch)
+      for (const auto& delivery : batch) {
+        // Read just before its last notifier stopped: no one will see it, so it takes
+        // the disposition that is back now.
+        if (subscribers[delivery.number] == 0) {
+          send_again(delivery);
+          continue;
+        }
         for (const auto& sub : subscriptions)
           if (sigismember(&sub->signals, delivery.number)) sub->push(delivery);
+      }
     }
   }
 
@@ -275,6 +297,12 @@ std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) 
   for (int number = 1; number < NSIG; ++number)
     if (sigismember(&sub->signals, number)) out.push_back(number);
   return out;
+}
+
+void registry::redeliver_unwatched(const info& delivery) {
+  if (delivery.number <= 0 || delivery.number >= NSIG) return;
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->subscribers[delivery.number] == 0) send_again(delivery);
 }
 
 void registry::ignore(const std::vector<int>& signals, error_code& ec) {

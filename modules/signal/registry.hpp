@@ -25,6 +25,12 @@ class registry {
   void remove(const std::shared_ptr<subscription>& sub);
   std::vector<int> signals_of(const std::shared_ptr<subscription>& sub);
 
+  /// A delivery taken from the kernel that no notifier will see (its last one stopped
+  /// before it was waited for): sent again to this process, so that it takes the
+  /// disposition the signal has now, as if it had arrived after the stop. Nothing when a
+  /// notifier of the signal is left (that one had its own copy).
+  void redeliver_unwatched(const info& delivery);
+
   void ignore(const std::vector<int>& signals, error_code& ec);
   void reset(const std::vector<int>& signals, error_code& ec);
 

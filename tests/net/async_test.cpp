@@ -182,6 +182,8 @@ TEST_F(async_test, happy_eyeballs_falls_back_when_the_first_family_hangs) {
   if (!full.full()) GTEST_SKIP() << "could not fill a listener's accept queue here";
   net::listener good = net::listen(ex, "tcp6", "[::1]:0");
   net::dialer d = racing_dialer({net::resolve_address("tcp", full.address()), good.addr()});
+  asio::steady_timer reactor_up(ex, 1ms);  // the loop's reactor fds exist from here on
+  const std::size_t fds_before = ipckit::test::open_fd_count();
   const auto start = std::chrono::steady_clock::now();
   std::optional<error_code> got;
   std::optional<net::conn> winner;
@@ -195,6 +197,10 @@ TEST_F(async_test, happy_eyeballs_falls_back_when_the_first_family_hangs) {
   EXPECT_EQ(winner->remote_address().to_string(), good.addr().to_string());
   EXPECT_GE(took, 290ms) << "the fallback waits for the fallback delay";
   EXPECT_LT(took, 3s);
+  // The loser, still connecting to the full backlog, was closed: only the winner is new.
+  io.restart();
+  io.poll();
+  EXPECT_EQ(ipckit::test::open_fd_count(), fds_before + 1) << "the losing socket was closed";
 }
 
 TEST_F(async_test, happy_eyeballs_starts_fallback_at_once_when_the_first_family_fails) {

@@ -4,6 +4,9 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 
 namespace {
@@ -127,6 +130,33 @@ TEST_F(dial_test, tcp4_round_trip_with_go_addresses) {
   char byte;
   server.read_some(boost::asio::buffer(&byte, 1), ec);
   EXPECT_EQ(ec, boost::asio::error::eof);
+}
+
+// Go's CloseRead and CloseWrite: shutdown of one direction leaves the other working.
+TEST_F(dial_test, shutdown_of_either_direction_leaves_the_other) {
+  for (std::string network : {"tcp4", "unix"}) {
+    const std::string where = network == "unix" ? (dir() / "half.sock").string() : "127.0.0.1:0";
+    net::listener l = net::listen(ex, network, where);
+    net::conn client = net::dial(ex, network, l.addr().to_string());
+    net::conn server = l.accept();
+    char byte = 0;
+    error_code ec;
+    // The client stops reading: its reads see EOF, its writes still arrive.
+    client.shutdown(net::conn::socket_type::shutdown_receive);
+    EXPECT_EQ(client.read_some(boost::asio::buffer(&byte, 1), ec), 0u) << network;
+    EXPECT_EQ(ec, boost::asio::error::eof) << network;
+    boost::asio::write(client, boost::asio::buffer(std::string("w")));
+    EXPECT_EQ(server.read_some(boost::asio::buffer(&byte, 1)), 1u) << network;
+    EXPECT_EQ(byte, 'w') << network;
+    // The server stops writing: the client sees EOF, the server still reads.
+    server.shutdown(net::conn::socket_type::shutdown_send);
+    boost::asio::write(client, boost::asio::buffer(std::string("r")));
+    EXPECT_EQ(server.read_some(boost::asio::buffer(&byte, 1)), 1u) << network;
+    EXPECT_EQ(byte, 'r') << network;
+    error_code write_ec;
+    server.write_some(boost::asio::buffer("x", 1), write_ec);
+    EXPECT_EQ(write_ec, boost::asio::error::broken_pipe) << network;
+  }
 }
 
 TEST_F(dial_test, tcp_listens_on_both_families) {
@@ -272,6 +302,31 @@ TEST_F(dial_test, adopted_fd_is_a_conn) {
   EXPECT_EQ(b.read_some(boost::asio::buffer(buf)), 1u);
 }
 
+// Go's FilePacketConn: a datagram socket made elsewhere becomes a packet_conn, which
+// exposes the same descriptor.
+TEST_F(dial_test, adopted_fd_is_a_packet_conn) {
+  ipckit::unique_fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(fd);
+  sockaddr_in in{};
+  in.sin_family = AF_INET;
+  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&in), sizeof in), 0);
+  const int raw = fd.get();
+  net::packet_conn p(ex, "udp4", std::move(fd));
+  EXPECT_EQ(p.native_handle(), raw);
+  const std::string bound = p.local_address().to_string();
+  EXPECT_TRUE(bound.starts_with("127.0.0.1:")) << bound;
+  net::conn c = net::dial(ex, "udp4", bound);
+  c.write_some(boost::asio::buffer(std::string("adopted")));
+  char buf[16];
+  net::address from;
+  const std::size_t n = p.receive_from(boost::asio::buffer(buf), from);
+  EXPECT_EQ(std::string(buf, n), "adopted");
+  EXPECT_EQ(from.to_string(), c.local_address().to_string());
+  p.send_to(boost::asio::buffer(buf, n), from);
+  EXPECT_EQ(c.read_some(boost::asio::buffer(buf)), n);
+}
+
 TEST_F(dial_test, write_to_a_closed_peer_is_broken_pipe_not_sigpipe) {
   net::listener l = net::listen(ex, "unix", (dir() / "p.sock").string());
   net::conn c = net::dial(ex, "unix", (dir() / "p.sock").string());
@@ -324,6 +379,68 @@ TEST_F(dial_test, dial_timeout_against_a_full_backlog) {
   } catch (const ipckit::system_error& e) {
     EXPECT_EQ(std::string(e.what()), "dial tcp4 " + full.address() + ": i/o timeout");
   }
+}
+
+// Go's Dialer.Deadline: an absolute time; the earlier of it and the timeout applies.
+TEST_F(dial_test, dialer_deadline_bounds_the_dial_and_the_earlier_bound_wins) {
+  ipckit::test::full_backlog full;
+  if (!full.full()) GTEST_SKIP() << "could not fill a listener's accept queue here";
+  net::dialer d;
+  d.timeout = 30s;
+  const auto start = std::chrono::steady_clock::now();
+  d.deadline = start + 200ms;
+  error_code ec;
+  d.dial(ex, "tcp4", full.address(), ec);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(ec, ipckit::errc::timeout);
+  EXPECT_GE(took, 190ms);
+  EXPECT_LT(took, 5s) << "the deadline, not the 30 s timeout";
+  // A deadline already past fails without waiting.
+  d.deadline = std::chrono::steady_clock::now() - 1s;
+  d.dial(ex, "tcp4", full.address(), ec);
+  EXPECT_EQ(ec, ipckit::errc::timeout);
+}
+
+int tcp_option(net::conn& c, int level, int option) {
+  int value = -1;
+  socklen_t size = sizeof value;
+  ::getsockopt(c.native_handle(), level, option, &value, &size);
+  return value;
+}
+
+// Go's KeepAlive: 0 is the default 15 s period (idle time and interval), a positive
+// period is used as given, a negative one turns keep-alive off.
+TEST_F(dial_test, keep_alive_period_is_gos_default_the_dialers_or_off) {
+  net::listener l = net::listen(ex, "tcp4", "127.0.0.1:0");
+  const struct {
+    std::chrono::nanoseconds asked;
+    int enabled, seconds;
+  } cases[] = {{0s, 1, 15}, {7s, 1, 7}, {-1s, 0, -1}};
+  for (const auto& c : cases) {
+    net::dialer d;
+    d.keep_alive = c.asked;
+    net::conn conn = d.dial(ex, "tcp4", l.addr().to_string());
+    l.accept();
+    EXPECT_EQ(tcp_option(conn, SOL_SOCKET, SO_KEEPALIVE), c.enabled) << c.asked.count();
+    if (c.seconds < 0) continue;
+    EXPECT_EQ(tcp_option(conn, IPPROTO_TCP, TCP_KEEPIDLE), c.seconds) << c.asked.count();
+    EXPECT_EQ(tcp_option(conn, IPPROTO_TCP, TCP_KEEPINTVL), c.seconds) << c.asked.count();
+  }
+}
+
+// An IPv6 zone names an interface: resolved to its index, printed back by name as Go
+// prints it; a numeric zone is an index.
+TEST_F(dial_test, zones_resolve_to_the_interface_and_print_back) {
+  const unsigned lo = ::if_nametoindex("lo");
+  if (lo == 0) GTEST_SKIP() << "no interface named lo here";
+  net::address named = net::resolve_address("tcp6", "[fe80::1%lo]:80");
+  ASSERT_EQ(named.family(), AF_INET6);
+  EXPECT_EQ(reinterpret_cast<const sockaddr_in6*>(named.data())->sin6_scope_id, lo);
+  EXPECT_EQ(named.to_string(), "[fe80::1%lo]:80");
+  EXPECT_EQ(named.port(), 80);
+  net::address numbered = net::resolve_address("udp6", "[fe80::2%" + std::to_string(lo) + "]:53");
+  EXPECT_EQ(reinterpret_cast<const sockaddr_in6*>(numbered.data())->sin6_scope_id, lo);
+  EXPECT_EQ(numbered.to_string(), "[fe80::2%lo]:53");
 }
 
 }  // namespace

@@ -20,9 +20,12 @@ std::string python() {
   return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 }
 
+bool is_stream(const std::string& net) { return net.starts_with("tcp") || net == "unix"; }
+bool is_datagram(const std::string& net) { return net.starts_with("udp") || net == "unixgram"; }
+
 // The same sizes and bytes as peer.py.
 std::vector<std::size_t> sizes(const std::string& net) {
-  if (net == "tcp4" || net == "tcp6" || net == "unix") return {1, 100, 1000, 100000};
+  if (is_stream(net)) return {1, 100, 1000, 100000};
   if (net == "unixpacket") return {1, 100, 1000, 8000};
   return {0, 1, 100, 1000, 8000};
 }
@@ -33,8 +36,6 @@ std::string payload(std::size_t k, std::size_t n) {
   return data;
 }
 
-bool is_stream(const std::string& net) { return net == "tcp4" || net == "tcp6" || net == "unix"; }
-bool is_datagram(const std::string& net) { return net.starts_with("udp") || net == "unixgram"; }
 
 class interop : public ipckit::test::temp_dir_test,
                 public ::testing::WithParamInterface<std::string> {
@@ -123,8 +124,8 @@ TEST_P(interop, python_dials_ipckit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(net, interop,
-                         ::testing::Values("tcp4", "tcp6", "udp4", "udp6", "unix", "unixgram",
-                                           "unixpacket"));
+                         ::testing::Values("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix",
+                                           "unixgram", "unixpacket"));
 
 class socat_interop : public ipckit::test::temp_dir_test {
  protected:

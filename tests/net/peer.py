@@ -6,6 +6,9 @@ import socket
 import sys
 
 FAMILY = {
+    # The dual-stack networks are dialed and listened on at 127.0.0.1 in these tests.
+    "tcp": (socket.AF_INET, socket.SOCK_STREAM),
+    "udp": (socket.AF_INET, socket.SOCK_DGRAM),
     "tcp4": (socket.AF_INET, socket.SOCK_STREAM),
     "tcp6": (socket.AF_INET6, socket.SOCK_STREAM),
     "udp4": (socket.AF_INET, socket.SOCK_DGRAM),
@@ -17,7 +20,7 @@ FAMILY = {
 
 
 def sizes(net):
-    if net in ("tcp4", "tcp6", "unix"):
+    if net in ("tcp", "tcp4", "tcp6", "unix"):
         return [1, 100, 1000, 100000]
     if net == "unixpacket":
         return [1, 100, 1000, 8000]

@@ -3,6 +3,10 @@
 
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
 
 namespace {
 
@@ -57,6 +61,33 @@ TEST(raw_ip, dialed_ip_conn_sends_one_packet_per_write) {
   ASSERT_FALSE(ec) << ec.message();
   EXPECT_EQ(c.remote_address().to_string(), "127.0.0.1");
   EXPECT_EQ(c.remote_address().network(), "ip");
+}
+
+// Without CAP_NET_RAW, dial and listen_packet on an ip network say what is missing. As
+// root the ipckit command runs with CAP_NET_RAW dropped (setpriv); as a user, plainly.
+TEST(raw_ip, without_cap_net_raw_the_error_says_so) {
+  std::vector<std::string> prefix;
+  const ipckit::unique_fd probe(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP));
+  if (probe) {
+    if (::geteuid() != 0) GTEST_SKIP() << "this user has CAP_NET_RAW and cannot drop it here";
+    prefix = {"setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw", "--"};
+  }
+  const struct {
+    const char* command;
+    const char* expected;
+  } cases[] = {
+      {"dial", "dial ip4:icmp 127.0.0.1: socket (raw sockets need CAP_NET_RAW): operation not permitted\n"},
+      {"listen", "listen ip4:icmp 127.0.0.1: socket (raw sockets need CAP_NET_RAW): operation not permitted\n"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv = prefix;
+    for (std::string word : {ipckit::test::cli_path(), std::string(c.command), std::string("ip4:icmp"),
+                             std::string("127.0.0.1")})
+      argv.push_back(word);
+    auto result = ipckit::test::run_process(argv);
+    EXPECT_EQ(result.exit_code, 1) << c.command << ": " << result.err;
+    EXPECT_EQ(result.err, c.expected) << c.command;
+  }
 }
 
 }  // namespace

@@ -65,6 +65,19 @@ TEST(signal_cli, watch_text_names_the_sender) {
   EXPECT_EQ(watch.wait(), 0);
 }
 
+// `ipckit signal send SIG -PGID` signals a process group, as kill(1) does.
+TEST(signal_cli, send_to_a_negative_pid_reaches_the_process_group) {
+  // setsid(1) makes the helper the leader of a group of its own (its pid).
+  peer_process group({"setsid", ipckit::test::helper_path(), "signal-count-then-stop", "USR1", "1"});
+  ASSERT_EQ(group.read_line(), "ready");
+  ASSERT_EQ(::getpgid(group.pid()), group.pid());
+  peer_process send({cli_path(), "signal", "send", "USR1", "-" + std::to_string(group.pid())});
+  const int sender = send.pid();
+  EXPECT_EQ(send.wait(), 0);
+  EXPECT_EQ(group.read_line(), "got 1 from " + std::to_string(sender));
+  EXPECT_EQ(group.read_line(), "stopped");
+}
+
 TEST(signal_cli, bad_arguments_and_failed_sends) {
   auto unknown = run_process({cli_path(), "signal", "send", "FOO", "1"});
   EXPECT_EQ(unknown.exit_code, 2);

@@ -1,13 +1,21 @@
 // Real signals from other processes: who sent them, values, coalescing, order, fan-out.
 #include <ipckit/signal.hpp>
+#include <ipckit/unique_fd.hpp>
 
 #include "signal_test_util.hpp"
 
 #include <gmock/gmock.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <fcntl.h>
+#include <numeric>
+#include <pthread.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 extern char** environ;
@@ -168,6 +176,114 @@ TEST(signal_delivery, stop_while_signals_arrive_loses_none_and_delivers_nothing_
   EXPECT_FALSE(delivered_after_stop);
   for (std::size_t i = 0; i < quit.size(); ++i) ASSERT_EQ(quit[i], static_cast<int>(i) + 1);
   EXPECT_LE(quit.size(), 100u);
+}
+
+// A thread started before the subscription has the signal unblocked, so the kernel runs
+// ipckit's recording handler there (signal context); the delivery still completes on
+// the loop's thread, with the sender and value.
+TEST(signal_delivery, a_thread_with_the_signal_unblocked_still_delivers_on_the_loop) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer interposes its own signal handler and runs ours late, "
+                  "outside the thread the kernel chose; this path is tested without it";
+#endif
+  const int number = SIGRTMIN + 9;
+  // The early thread waits in read(2) for a byte: a blocking call that sanitizers
+  // intercept, so ThreadSanitizer runs the handler there at once.
+  int wake[2];
+  ASSERT_EQ(::pipe2(wake, O_CLOEXEC), 0);
+  ipckit::unique_fd wake_read(wake[0]), wake_write(wake[1]);
+  std::thread early([fd = wake_read.get()] {
+    char byte;
+    while (::read(fd, &byte, 1) < 0 && errno == EINTR) {
+    }
+  });
+  boost::asio::io_context io;
+  signal::notifier watching(io, {number});
+  sigval value{};
+  value.sival_int = 31;
+  ASSERT_EQ(::pthread_sigqueue(early.native_handle(), number, value), 0);
+  std::optional<signal::info> got;
+  std::thread::id completed_on;
+  bool done = false;
+  watching.async_wait([&](error_code ec, signal::info delivery) {
+    completed_on = std::this_thread::get_id();
+    if (!ec) got = delivery;
+    done = true;
+  });
+  const bool delivered = ipckit::test::run_until(io, [&] { return done; });
+  ASSERT_EQ(::write(wake_write.get(), "x", 1), 1);
+  early.join();
+  ASSERT_TRUE(delivered);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->value, 31);
+  EXPECT_EQ(got->sender_pid, ::getpid());
+  EXPECT_EQ(signal::code_name(*got), "queue");
+  EXPECT_EQ(completed_on, std::this_thread::get_id());
+}
+
+// The values a counting handler (the disposition before the notifier) took, in order.
+constexpr int most_handled = 4096;
+std::atomic<int> handled_count{0};
+int handled_values[most_handled];
+void count_handler(int, siginfo_t* delivered, void*) {
+  const int slot = handled_count.fetch_add(1);
+  if (slot < most_handled) handled_values[slot] = delivered->si_value.sival_int;
+}
+
+// The last notifier of a signal stops while a child is still queueing it: every signal
+// is either delivered to the notifier (before stop) or taken by the previous
+// disposition (after), none is lost between the two and none is seen twice.
+TEST(signal_delivery, the_last_notifier_stopping_while_signals_arrive_loses_none) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer defers signal handlers and keeps one pending instance per "
+                  "signal number, so a handler cannot count queued realtime signals under it";
+#endif
+  constexpr int total = 1000, stop_after = 50;
+  const int number = SIGRTMIN + 8;
+  struct sigaction counting {}, saved {};
+  counting.sa_sigaction = count_handler;
+  counting.sa_flags = SA_SIGINFO;
+  sigemptyset(&counting.sa_mask);
+  ASSERT_EQ(::sigaction(number, &counting, &saved), 0);
+  handled_count = 0;
+  boost::asio::io_context io;
+  std::vector<int> delivered;
+  {
+    signal::notifier last(io, {number});
+    bool stopped = false;
+    std::function<void(error_code, signal::info)> on_delivery = [&](error_code ec, signal::info got) {
+      if (ec) return;
+      delivered.push_back(*got.value);
+      if (delivered.size() == stop_after) {
+        last.stop();  // mid-stream: the child is still sending
+        stopped = true;
+        return;
+      }
+      last.async_wait(on_delivery);
+    };
+    last.async_wait(on_delivery);
+    std::vector<std::string> argv{helper_path(), "signals-to-parent"};
+    for (int i = 1; i <= total; ++i) argv.push_back("queue:RTMIN+8:" + std::to_string(i));
+    peer_process child(argv);
+    ASSERT_TRUE(ipckit::test::run_until(io, [&] { return stopped; }));
+    // The rest reach the counting handler (this thread has the signal unblocked again).
+    // Waited for on the loop, which restarts after the handler interrupts it, before
+    // waiting for the child (a wait the handler would interrupt).
+    ipckit::test::run_until(io, [&] {
+      return static_cast<int>(delivered.size()) + handled_count.load() >= total;
+    });
+    EXPECT_EQ(child.wait(), 0);
+  }
+  ASSERT_EQ(::sigaction(number, &saved, nullptr), 0);
+  const int handled = handled_count.load();
+  EXPECT_EQ(static_cast<int>(delivered.size()) + handled, total)
+      << delivered.size() << " delivered, " << handled << " handled";
+  std::vector<int> all = delivered;
+  all.insert(all.end(), handled_values, handled_values + std::min(handled, most_handled));
+  std::sort(all.begin(), all.end());
+  std::vector<int> expected(total);
+  std::iota(expected.begin(), expected.end(), 1);
+  EXPECT_EQ(all, expected);
 }
 
 TEST(signal_delivery, subscribing_to_sigchld_leaves_reaping_to_waitpid) {

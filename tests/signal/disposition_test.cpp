@@ -5,6 +5,11 @@
 
 #include <ipckit/detail/blocking_call.hpp>
 
+#include <boost/asio/read.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/stdio.hpp>
+
 #include <gmock/gmock.h>
 
 #include <csignal>
@@ -183,6 +188,34 @@ TEST(signal_disposition, a_hand_forked_child_needs_restore_child_defaults_for_an
   EXPECT_THAT(forked_child_status(true),
               testing::AllOf(testing::HasSubstr("SigBlk:\t0000000000000000"),
                              testing::HasSubstr("SigIgn:\t0000000000000000")));
+  signal::reset({SIGUSR2});
+}
+
+// The child's SigBlk and SigIgn lines, started with Boost.Process v2 while this thread
+// blocks SIGUSR1 and SIGUSR2 is ignored; with or without ipckit's initializer.
+std::string process_v2_child_status(bool with_default_child_signals) {
+  namespace bp = boost::process::v2;
+  boost::asio::io_context io;
+  boost::asio::readable_pipe out(io);
+  const std::vector<std::string> args{"proc-status", "SigBlk", "SigIgn"};
+  std::optional<bp::process> child;
+  if (with_default_child_signals)
+    child.emplace(io, helper_path(), args, bp::process_stdio{{}, out, {}}, signal::default_child_signals{});
+  else
+    child.emplace(io, helper_path(), args, bp::process_stdio{{}, out, {}});
+  std::string text;
+  error_code ec;
+  boost::asio::read(out, boost::asio::dynamic_buffer(text), ec);  // to EOF
+  child->wait();
+  return text;
+}
+
+TEST(signal_disposition, a_boost_process_v2_child_gets_an_empty_mask_through_default_child_signals) {
+  boost::asio::io_context io;
+  signal::notifier watching(io, {SIGUSR1});
+  signal::ignore({SIGUSR2});
+  EXPECT_THAT(process_v2_child_status(false), testing::Not(testing::HasSubstr("SigBlk:\t0000000000000000")));
+  EXPECT_EQ(process_v2_child_status(true), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
   signal::reset({SIGUSR2});
 }
 

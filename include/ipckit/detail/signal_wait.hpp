@@ -52,6 +52,9 @@ std::uint64_t next_wait_id() noexcept;
 std::shared_ptr<const std::atomic<bool>> stop_flag(const std::shared_ptr<subscription>& state);
 void start_wait(const std::shared_ptr<subscription>& state, std::unique_ptr<wait_op> op);
 void cancel_wait(const std::weak_ptr<subscription>& state, std::uint64_t id);
+/// A delivery a stopped notifier will not see: sent again to the process when no
+/// notifier of its signal is left, so it takes the disposition that is back.
+void redeliver_unwatched(const info& delivery) noexcept;
 
 template <class Handler, class IoExecutor>
 class wait_op_impl final : public wait_op {
@@ -78,6 +81,7 @@ class wait_op_impl final : public wait_op {
       info out = delivery;
       if (!result && stopped && stopped->load(std::memory_order_acquire)) {
         result = boost::asio::error::operation_aborted;
+        redeliver_unwatched(out);
         out = {};
       }
       io_work.reset();
