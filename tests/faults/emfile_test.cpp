@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <functional>
+#include <iostream>
 #include <optional>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -95,6 +96,8 @@ TEST_F(emfile, async_accept_loop_backs_off_while_fds_run_out_and_recovers) {
     EXPECT_GE(attempts, 1u);
     EXPECT_LE(attempts, max_attempts_in_window) << "the accept loop spins";
     EXPECT_FALSE(accepted);
+    RecordProperty("attempts_in_window", static_cast<int>(attempts));
+    std::cout << "async accept attempts in " << window.count() << " ms: " << attempts << '\n';
   }
   // Descriptors are free again: the next attempt (at most a pause away) takes it.
   ASSERT_TRUE(run_until(io, [&] { return accepted.has_value(); }, 5s));
@@ -118,6 +121,8 @@ TEST_F(emfile, blocking_accept_loop_backs_off_while_fds_run_out_and_recovers) {
       ASSERT_EQ(ec.value(), EMFILE) << ec.message();
     }
     EXPECT_LE(attempts, max_attempts_in_window) << "the accept loop spins";
+    RecordProperty("attempts_in_window", static_cast<int>(attempts));
+    std::cout << "blocking accept attempts in " << window.count() << " ms: " << attempts << '\n';
   }
   net::conn accepted = listener.accept(ec);
   ASSERT_FALSE(ec) << ec.message();
