@@ -51,6 +51,7 @@ struct file_lock_state {
   std::string path;                 // for error messages
   bool locked = false;
   lock_mode mode = lock_mode::exclusive;
+  pending_calls pending;  // async_lock waits, aborted by close()
 };
 
 // Takes the lock; waits when `wait`, looping on EINTR until `token` (may be null) is
@@ -74,7 +75,8 @@ struct async_file_lock_op {
       return file_lock_acquire(*state, mode, true, &token, ec);
     };
     auto ex = executor;  // `self` owns *this; it is moved below
-    async_run_blocking<bool>(ex, std::move(call), std::move(self));
+    auto* pending = &state->pending;
+    async_run_blocking<bool>(ex, std::move(call), std::move(self), pending);
   }
 
   template <class Self>
@@ -102,8 +104,9 @@ struct async_file_lock_op {
 /// Two file_lock objects on the same path conflict with each other even in one process.
 ///
 /// Thread safety: as an Asio I/O object: one operation at a time per object. Closing
-/// or destroying it while an async_lock waits is allowed: the descriptor stays open
-/// until that wait completes (cancel it to make that prompt).
+/// or destroying it while an async_lock waits is allowed: the wait is interrupted and
+/// completes with operation_aborted (the lock not held), and the descriptor is closed
+/// once it has.
 class file_lock {
  public:
   using executor_type = boost::asio::any_io_executor;
@@ -141,7 +144,8 @@ class file_lock {
   void assign(unique_fd fd, std::optional<byte_range> range, error_code& ec);
   void assign(unique_fd fd, std::optional<byte_range> range = std::nullopt);
   bool is_open() const noexcept { return state_ && state_->fd.is_open(); }
-  /// Closes the file, which releases the lock.
+  /// Closes the file, which releases the lock; a pending async_lock completes with
+  /// operation_aborted.
   void close() noexcept;
   int native_handle() const noexcept { return state_ ? state_->fd.get() : -1; }
 

@@ -15,6 +15,7 @@
 #include <boost/asio/basic_datagram_socket.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace ipckit::net {
@@ -144,7 +146,23 @@ struct credentials {
 
 namespace detail {
 struct conn_access;
+
+/// Runs a blocking Asio socket call again while it fails with EINTR. Asio hands EINTR
+/// back from its blocking calls (a handler installed without SA_RESTART makes recv,
+/// send and poll return it); Go's net, and ipckit, never show it to the caller.
+template <class Call>
+auto retry_interrupted(error_code& ec, Call call) {
+  for (;;) {
+    if constexpr (std::is_void_v<decltype(call())>) {
+      call();
+      if (ec != boost::asio::error::interrupted) return;
+    } else {
+      auto result = call();
+      if (ec != boost::asio::error::interrupted) return result;
+    }
+  }
 }
+}  // namespace detail
 
 /// What dial returns for every network and listener::accept returns: Go's net.Conn.
 /// Models Asio's Sync/AsyncReadStream and Sync/AsyncWriteStream, so asio::read, write,
@@ -177,7 +195,8 @@ class conn {
 
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
-    if (read_deadline_ == steady_time{}) return socket_.read_some(buffers, ec);
+    if (read_deadline_ == steady_time{})
+      return detail::retry_interrupted(ec, [&] { return socket_.read_some(buffers, ec); });
     return io_until(read_deadline_, POLLIN, ec, [&](error_code& e) { return socket_.read_some(buffers, e); });
   }
   template <class MutableBuffers>
@@ -189,7 +208,8 @@ class conn {
   }
   template <class ConstBuffers>
   std::size_t write_some(const ConstBuffers& buffers, error_code& ec) {
-    if (write_deadline_ == steady_time{}) return socket_.write_some(buffers, ec);
+    if (write_deadline_ == steady_time{})
+      return detail::retry_interrupted(ec, [&] { return socket_.write_some(buffers, ec); });
     return io_until(write_deadline_, POLLOUT, ec, [&](error_code& e) { return socket_.write_some(buffers, e); });
   }
   template <class ConstBuffers>
@@ -518,10 +538,18 @@ class listener {
   address addr() const;
 
   /// Accepts one connection (accept4, close-on-exec).
+  ///
+  /// Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM; the connection
+  /// stays queued in the kernel), accept and async_accept pause before they report the
+  /// error: 5 ms, doubling on each failure in a row up to 1 s, and back to none after
+  /// an accept succeeds (Go's http.Server does this in its accept loop). So a loop that
+  /// simply accepts again after an error does not spin on the still-readable socket,
+  /// and it takes the connection once descriptors are free again.
   conn accept(error_code& ec);
   conn accept();
 
-  /// Completes with (error_code, conn); cancellation slots and cancel() abort it.
+  /// Completes with (error_code, conn); cancellation slots and cancel() abort it (the
+  /// pause after a resource error too).
   template <class Token>
   auto async_accept(Token&& token) {
     return boost::asio::async_compose<Token, void(error_code, conn)>(
@@ -541,17 +569,32 @@ class listener {
   bool admit(int fd) noexcept;
   /// One non-blocking accept4: false when nothing is pending.
   bool try_accept(conn& out, error_code& ec);
+  /// After try_accept failed with `ec`: is it a shortage that a pause may cure? If so,
+  /// returns the pause and lengthens the next one.
+  std::optional<std::chrono::milliseconds> resource_pause(const error_code& ec);
 
   // Waits for readiness, then accept4; loops when another process took the connection.
+  // A shortage of descriptors or memory is reported after a pause (see accept()).
   struct accept_op {
     listener* self_;
-    bool waited_ = false;
+    enum { starting, waiting, pausing } state_ = starting;
+    error_code shortage_{};
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
       conn c(self_->get_executor());
-      if (!ec && waited_ && !self_->try_accept(c, ec) && !ec) waited_ = false;
-      if (!ec && !waited_) {
-        waited_ = true;
+      if (state_ == pausing) return self.complete(ec ? ec : shortage_, std::move(c));
+      if (!ec && state_ == waiting && !self_->try_accept(c, ec)) {
+        if (!ec) {
+          state_ = starting;  // another process took it: wait again
+        } else if (auto pause = self_->resource_pause(ec)) {
+          state_ = pausing;
+          shortage_ = ec;
+          self_->backoff_timer_.expires_after(*pause);
+          return self_->backoff_timer_.async_wait(std::move(self));
+        }
+      }
+      if (!ec && state_ == starting) {
+        state_ = waiting;
         return self_->socket_.async_wait(socket_type::wait_read, std::move(self));
       }
       self.complete(ec, std::move(c));
@@ -567,6 +610,8 @@ class listener {
   ino_t ino_ = 0;
   peer_policy peers_;
   std::size_t refused_ = 0;
+  boost::asio::steady_timer backoff_timer_;
+  std::chrono::milliseconds next_pause_{0};  ///< zero: no shortage in a row
 };
 
 /// Go's net.Listen (tcp, tcp4, tcp6, unix, unixpacket). "tcp" with an empty or

@@ -55,6 +55,7 @@ namespace detail {
 struct named_semaphore_state {
   sem_t* sem = nullptr;
   std::string name;
+  pending_calls pending;  // async_wait calls, aborted by close()
   named_semaphore_state() = default;
   named_semaphore_state(const named_semaphore_state&) = delete;
   named_semaphore_state& operator=(const named_semaphore_state&) = delete;
@@ -73,13 +74,15 @@ struct async_take_op {
   boost::asio::any_io_executor executor;
   Take take;
   GiveBack give_back;
+  pending_calls* pending;  // where close() finds the call (null: nowhere)
 
   template <class Self>
   void operator()(Self& self) {
     self.reset_cancellation_state(boost::asio::enable_total_cancellation());
     auto call = take;
     auto ex = executor;  // `self` owns *this; it is moved below
-    async_run_blocking<bool>(ex, std::move(call), std::move(self));
+    auto* calls = pending;
+    async_run_blocking<bool>(ex, std::move(call), std::move(self), calls);
   }
 
   template <class Self>
@@ -94,6 +97,7 @@ struct async_take_op {
 /// A POSIX named semaphore ("/name", in /dev/shm). Kernel-persistent until unlinked.
 ///
 /// Thread safety: post, wait and value may be called from any thread at once.
+/// close() while async_waits are pending aborts them (operation_aborted, no unit taken).
 /// Destroying the object while an async_wait is pending is allowed: the wait keeps the
 /// semaphore mapped until it completes.
 class named_semaphore {
@@ -119,7 +123,11 @@ class named_semaphore {
   void open(std::string_view name, const semaphore_options& options, error_code& ec);
   void open(std::string_view name, const semaphore_options& options);
   bool is_open() const noexcept { return state_ != nullptr; }
-  void close() noexcept { state_.reset(); }
+  /// Closes the handle; pending async_waits complete with operation_aborted.
+  void close() noexcept {
+    if (state_) state_->pending.cancel_all();
+    state_.reset();
+  }
   const std::string& name() const noexcept;
 
   void post(error_code& ec);
@@ -151,8 +159,9 @@ class named_semaphore {
       detail::named_semaphore_give(*state, ignored);
     };
     return boost::asio::async_compose<CompletionToken, void(error_code)>(
-        detail::async_take_op<decltype(take), decltype(give_back)>{executor_, take, give_back}, token,
-        executor_);
+        detail::async_take_op<decltype(take), decltype(give_back)>{
+            executor_, take, give_back, state ? &state->pending : nullptr},
+        token, executor_);
   }
 
   static void unlink(std::string_view name, error_code& ec);
@@ -228,14 +237,24 @@ class sysv_semaphore {
       detail::sysv_semaphore_give(id, ignored);
     };
     return boost::asio::async_compose<CompletionToken, void(error_code)>(
-        detail::async_take_op<decltype(take), decltype(give_back)>{executor_, take, give_back}, token,
-        executor_);
+        detail::async_take_op<decltype(take), decltype(give_back)>{executor_, take, give_back,
+                                                                   pending_.get()},
+        token, executor_);
+  }
+
+  /// Forgets the set (it stays in the kernel: remove() deletes it); pending async_waits
+  /// complete with operation_aborted, no unit taken.
+  void close() noexcept {
+    pending_->cancel_all();
+    pending_ = std::make_shared<detail::pending_calls>();
+    id_ = -1;
   }
 
  private:
   [[noreturn]] void fail(const error_code& ec, std::string_view op, std::string_view syscall) const;
   executor_type executor_;
   int id_ = -1;
+  std::shared_ptr<detail::pending_calls> pending_ = std::make_shared<detail::pending_calls>();
 };
 
 /// An eventfd in semaphore mode: each wait takes one unit. For related processes (pass

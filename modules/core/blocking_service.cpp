@@ -166,4 +166,28 @@ void blocking_service::shutdown() {
   impl_->cancelling.clear();
 }
 
+void pending_calls::add(blocking_service& service, const std::shared_ptr<blocking_task>& task) {
+  std::unique_lock lock(mutex_);
+  if (cancelled_) {
+    lock.unlock();
+    service.cancel(task);
+    return;
+  }
+  std::erase_if(calls_, [](const auto& call) { return call.second.expired(); });
+  calls_.emplace_back(&service, task);
+}
+
+void pending_calls::cancel_all() {
+  std::vector<std::pair<blocking_service*, std::weak_ptr<blocking_task>>> calls;
+  {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+    calls.swap(calls_);
+  }
+  // A task still alive is still owned by its service (queued, running or completing),
+  // so the service is alive too.
+  for (auto& [service, weak] : calls)
+    if (auto task = weak.lock()) service->cancel(task);
+}
+
 }  // namespace ipckit::detail

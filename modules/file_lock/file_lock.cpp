@@ -163,7 +163,8 @@ void file_lock::assign(unique_fd fd, std::optional<byte_range> range) {
 
 void file_lock::close() noexcept {
   // Dropping our share closes the descriptor, and so releases the lock, once no pending
-  // async_lock's worker uses it any more.
+  // async_lock's worker uses it any more; aborting those makes that prompt.
+  if (state_) state_->pending.cancel_all();
   state_.reset();
 }
 

@@ -132,7 +132,8 @@ void packet_conn::fail(const char* op, const address* to, const error_code& ec) 
 
 std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& to,
                                  error_code& ec) {
-  return socket_.send_to(boost::asio::buffer(data), to_endpoint(to), 0, ec);
+  return detail::retry_interrupted(
+      ec, [&] { return socket_.send_to(boost::asio::buffer(data), to_endpoint(to), 0, ec); });
 }
 
 std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& to) {
@@ -145,7 +146,8 @@ std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& 
 std::size_t packet_conn::receive_from(boost::asio::mutable_buffer data, address& from,
                                       error_code& ec) {
   endpoint_type sender;
-  const std::size_t n = socket_.receive_from(boost::asio::buffer(data), sender, 0, ec);
+  const std::size_t n = detail::retry_interrupted(
+      ec, [&] { return socket_.receive_from(boost::asio::buffer(data), sender, 0, ec); });
   from = ec ? address(address_network(), nullptr, 0)
             : address(address_network(), sender.data(), static_cast<socklen_t>(sender.size()));
   return n;

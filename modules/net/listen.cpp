@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <thread>
+
 namespace ipckit::net {
 namespace {
 
@@ -142,7 +145,7 @@ bound bind_socket(std::string_view net_text, std::string_view text, bool stream,
 
 // ---- listener -----------------------------------------------------------------------------
 
-listener::listener(const executor_type& ex) : socket_(ex) {}
+listener::listener(const executor_type& ex) : socket_(ex), backoff_timer_(ex) {}
 
 listener::listener(listener&& other) noexcept
     : socket_(std::move(other.socket_)),
@@ -151,7 +154,9 @@ listener::listener(listener&& other) noexcept
       dev_(other.dev_),
       ino_(other.ino_),
       peers_(std::move(other.peers_)),
-      refused_(other.refused_) {}
+      refused_(other.refused_),
+      backoff_timer_(std::move(other.backoff_timer_)),
+      next_pause_(std::exchange(other.next_pause_, {})) {}
 
 listener& listener::operator=(listener&& other) noexcept {
   if (this != &other) {
@@ -164,6 +169,8 @@ listener& listener::operator=(listener&& other) noexcept {
     ino_ = other.ino_;
     peers_ = std::move(other.peers_);
     refused_ = other.refused_;
+    backoff_timer_ = std::move(other.backoff_timer_);
+    next_pause_ = std::exchange(other.next_pause_, {});
   }
   return *this;
 }
@@ -195,6 +202,7 @@ bool listener::try_accept(conn& out, error_code& ec) {
         if (++refused == refusals_per_call) return false;
         continue;
       }
+      next_pause_ = {};
       out = conn(get_executor(), network_, unique_fd(fd), ec);
       return !ec;
     }
@@ -205,9 +213,24 @@ bool listener::try_accept(conn& out, error_code& ec) {
   }
 }
 
+std::optional<std::chrono::milliseconds> listener::resource_pause(const error_code& ec) {
+  // The pending connection stays in the kernel's queue and the socket stays readable:
+  // retrying at once would spin. Go's http.Server pauses 5 ms, doubling up to 1 s.
+  const bool shortage = ec.category() == boost::system::system_category() &&
+                        (ec.value() == EMFILE || ec.value() == ENFILE || ec.value() == ENOBUFS ||
+                         ec.value() == ENOMEM);
+  if (!shortage) return std::nullopt;
+  using std::chrono::milliseconds;
+  next_pause_ = next_pause_ == milliseconds::zero() ? milliseconds(5)
+                                                    : std::min(next_pause_ * 2, milliseconds(1000));
+  return next_pause_;
+}
+
 conn listener::accept(error_code& ec) {
   conn c(get_executor());
-  while (!try_accept(c, ec) && !ec) socket_.wait(socket_type::wait_read, ec);
+  while (!try_accept(c, ec) && !ec)
+    detail::retry_interrupted(ec, [&] { return socket_.wait(socket_type::wait_read, ec); });
+  if (auto pause = resource_pause(ec)) std::this_thread::sleep_for(*pause);
   return c;
 }
 
@@ -221,6 +244,7 @@ conn listener::accept() {
 void listener::cancel() {
   error_code ignored;
   socket_.cancel(ignored);
+  backoff_timer_.cancel();
 }
 
 void listener::unlink_if_ours() noexcept {
@@ -236,6 +260,7 @@ void listener::unlink_if_ours() noexcept {
 void listener::close(error_code& ec) {
   ec.clear();
   unlink_if_ours();
+  backoff_timer_.cancel();
   if (socket_.is_open()) socket_.close(ec);
 }
 

@@ -31,7 +31,7 @@ std::size_t conn::write_with_fds(boost::asio::const_buffer data, std::span<const
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (errno != EAGAIN) break;
-    socket_.wait(socket_type::wait_write, ec);
+    detail::retry_interrupted(ec, [&] { return socket_.wait(socket_type::wait_write, ec); });
     if (ec) return 0;
   }
   ec = last_error();
@@ -65,7 +65,7 @@ std::size_t conn::read_with_fds(boost::asio::mutable_buffer data, std::vector<un
       ec = last_error();
       return 0;
     }
-    socket_.wait(socket_type::wait_read, ec);
+    detail::retry_interrupted(ec, [&] { return socket_.wait(socket_type::wait_read, ec); });
     if (ec) return 0;
   }
   // Every descriptor that arrived is owned (and closed on truncation) before judging.

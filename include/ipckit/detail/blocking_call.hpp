@@ -15,9 +15,11 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace ipckit::detail {
 
@@ -78,6 +80,21 @@ class blocking_service : public boost::asio::execution_context::service {
   std::unique_ptr<impl> impl_;
 };
 
+/// The calls an I/O object has running on the worker pool, so that closing the object
+/// aborts them (each completes with operation_aborted) as closing a socket aborts its
+/// Asio operations. A call started after cancel_all() is aborted at once.
+/// Thread safety: any threads.
+class pending_calls {
+ public:
+  void add(blocking_service& service, const std::shared_ptr<blocking_task>& task);
+  void cancel_all();
+
+ private:
+  std::mutex mutex_;
+  bool cancelled_ = false;
+  std::vector<std::pair<blocking_service*, std::weak_ptr<blocking_task>>> calls_;
+};
+
 template <class Result>
 struct blocking_signature_of {
   using type = void(error_code, Result);
@@ -118,7 +135,9 @@ class blocking_task_impl : public blocking_task {
     if constexpr (std::is_void_v<Result>) {
       std::move(handler)(ec_);
     } else {
-      std::move(handler)(ec_, std::move(*result_));
+      // A call cancelled before a worker ran it has no result: complete with Result{}
+      // (false for "taken"/"acquired"), never with an empty optional's garbage.
+      std::move(handler)(ec_, result_ ? std::move(*result_) : Result{});
     }
   }
 
@@ -139,10 +158,12 @@ class blocking_task_impl : public blocking_task {
 /// Runs `fn(const interrupt_token&, error_code&) -> Result` on the worker pool of `ex`'s
 /// execution context and completes with (error_code[, Result]) on the handler's executor.
 /// Cancellation (any type) interrupts the call; a call that returns after a cancel
-/// without an error of its own completes with operation_aborted.
+/// without an error of its own completes with operation_aborted. With `pending`, the
+/// call is registered there, and pending->cancel_all() cancels it too.
 template <class Result, class Executor, class Fn, class CompletionToken>
-auto async_run_blocking(const Executor& ex, Fn fn, CompletionToken&& token) {
-  auto initiation = [](auto handler, const Executor& io_executor, Fn call) {
+auto async_run_blocking(const Executor& ex, Fn fn, CompletionToken&& token,
+                        pending_calls* pending = nullptr) {
+  auto initiation = [](auto handler, const Executor& io_executor, Fn call, pending_calls* calls) {
     using handler_type = std::decay_t<decltype(handler)>;
     using task_type = blocking_task_impl<Result, handler_type, Executor, Fn>;
     auto& context = boost::asio::query(io_executor, boost::asio::execution::context);
@@ -155,10 +176,12 @@ auto async_run_blocking(const Executor& ex, Fn fn, CompletionToken&& token) {
         if (auto alive = weak.lock()) service.cancel(alive);
       });
     }
-    service.submit(std::move(task));
+    std::shared_ptr<blocking_task> queued = task;
+    service.submit(queued);
+    if (calls) calls->add(service, queued);
   };
   return boost::asio::async_initiate<CompletionToken, blocking_signature<Result>>(
-      initiation, token, ex, std::move(fn));
+      initiation, token, ex, std::move(fn), pending);
 }
 
 }  // namespace ipckit::detail
