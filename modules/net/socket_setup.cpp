@@ -18,6 +18,12 @@ bool setup_dial_socket(int fd, const network& n, std::string_view net_text,
                        std::string_view target, const dialer& d, const address& local,
                        std::string& syscall, error_code& ec) {
   ec.clear();
+  // Go disables Nagle on every TCP connection; set before the control hook, so the hook
+  // may turn it back on.
+  if (n.socket_type == SOCK_STREAM && !n.is_unix() && !set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1, ec)) {
+    syscall = "setsockopt";
+    return false;
+  }
   if (d.control) {
     d.control(net_text, target, fd, ec);
     if (ec) return false;
@@ -49,7 +55,9 @@ bool setup_listen_socket(int fd, const network& n, int family, std::string& sysc
                          error_code& ec) {
   ec.clear();
   syscall = "setsockopt";
-  if (n.socket_type == SOCK_STREAM && !n.is_unix() && !set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1, ec))
+  // Accepted connections inherit TCP_NODELAY from the listener (Go sets it on each).
+  if (n.socket_type == SOCK_STREAM && !n.is_unix() &&
+      (!set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1, ec) || !set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1, ec)))
     return false;
   if (family == AF_INET6 && !set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, n.family == AF_INET6 ? 1 : 0, ec))
     return false;

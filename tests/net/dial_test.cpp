@@ -428,6 +428,26 @@ TEST_F(dial_test, keep_alive_period_is_gos_default_the_dialers_or_off) {
   }
 }
 
+// Go disables Nagle on every TCP connection, dialed or accepted; a control hook may
+// turn it back on.
+TEST_F(dial_test, tcp_connections_have_nagle_off_as_in_go) {
+  for (const char* network : {"tcp4", "tcp"}) {
+    net::listener l = net::listen(ex, network, "127.0.0.1:0");
+    net::conn dialed = net::dial(ex, network, l.addr().to_string());
+    net::conn accepted = l.accept();
+    EXPECT_EQ(tcp_option(dialed, IPPROTO_TCP, TCP_NODELAY), 1) << network;
+    EXPECT_EQ(tcp_option(accepted, IPPROTO_TCP, TCP_NODELAY), 1) << network;
+  }
+  net::listener l = net::listen(ex, "tcp4", "127.0.0.1:0");
+  net::dialer d;
+  d.control = [](std::string_view, std::string_view, int fd, ipckit::error_code&) {
+    const int off = 0;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &off, sizeof off);
+  };
+  net::conn nagle = d.dial(ex, "tcp4", l.addr().to_string());
+  EXPECT_EQ(tcp_option(nagle, IPPROTO_TCP, TCP_NODELAY), 0);
+}
+
 // An IPv6 zone names an interface: resolved to its index, printed back by name as Go
 // prints it; a numeric zone is an index.
 TEST_F(dial_test, zones_resolve_to_the_interface_and_print_back) {
