@@ -248,7 +248,7 @@ std::vector<address> lookup_host(const network& n, std::string_view host, int po
 }  // namespace detail
 
 address resolve_address(std::string_view net, std::string_view text, error_code& ec) {
-  network n = parse_network(net, ec);
+  network n = detail::parse_resolver_network(net, ec);
   if (ec) return {};
   if (n.is_unix()) return detail::unix_address(n.name, text, ec);
   auto split = detail::split_ip_address(n, text, true, ec);

@@ -25,6 +25,10 @@ namespace ipckit::net::detail {
 error_context resolve_context(std::string_view op, std::string_view net, std::string_view addr,
                               const error_code& ec, std::string_view detail_text);
 
+/// parse_network as Go's resolvers call it (needsProto false): "ip4" alone is protocol 0,
+/// "ip4:icmp" is read as well; Dial, Listen and ListenPacket need the protocol.
+network parse_resolver_network(std::string_view text, error_code& ec);
+
 /// A unix address: a path, "@abstract", or "" (unnamed: autobind when bound).
 address unix_address(std::string_view net, std::string_view text, error_code& ec);
 

@@ -84,9 +84,8 @@ constexpr known networks[] = {
     {"ip4", AF_INET, SOCK_RAW},           {"ip6", AF_INET6, SOCK_RAW},
 };
 
-}  // namespace
-
-network parse_network(std::string_view text, error_code& ec) {
+// Go's parseNetwork.
+network parse_network(std::string_view text, bool needs_proto, error_code& ec) {
   ec.clear();
   const std::size_t colon = text.rfind(':');
   const std::string_view afnet = colon == std::string_view::npos ? text : text.substr(0, colon);
@@ -94,7 +93,7 @@ network parse_network(std::string_view text, error_code& ec) {
     if (n.name != afnet) continue;
     const bool ip = n.type == SOCK_RAW;
     if (colon == std::string_view::npos) {
-      if (ip) break;  // Dial and Listen need ip:PROTO
+      if (ip && needs_proto) break;
       return {n.family, n.type, 0, std::string(afnet)};
     }
     if (!ip) break;  // only ip networks take ":PROTO"
@@ -109,6 +108,16 @@ network parse_network(std::string_view text, error_code& ec) {
   }
   ec = errc::unknown_network;
   return {};
+}
+
+}  // namespace
+
+network detail::parse_resolver_network(std::string_view text, error_code& ec) {
+  return parse_network(text, false, ec);
+}
+
+network parse_network(std::string_view text, error_code& ec) {
+  return parse_network(text, true, ec);
 }
 
 network parse_network(std::string_view text) {

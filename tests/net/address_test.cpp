@@ -62,4 +62,15 @@ TEST(resolve_address, literals_print_as_text_that_resolves_to_them) {
   }
 }
 
+TEST(resolve_address, ip_networks_need_no_protocol_as_in_go_resolve_ip_addr) {
+  EXPECT_EQ(net::resolve_address("ip6", "::1").to_string(), "::1");
+  EXPECT_EQ(net::resolve_address("ip4", "10.0.0.1").to_string(), "10.0.0.1");
+  EXPECT_EQ(net::resolve_address("ip", "127.0.0.1"), net::resolve_address("ip:icmp", "127.0.0.1"));
+  error_code ec;
+  net::parse_network("ip6", ec);  // Dial and Listen still need the protocol
+  EXPECT_EQ(ec, net::errc::unknown_network);
+  net::resolve_address("ip4", "::1", ec);
+  EXPECT_EQ(ec, net::errc::no_suitable_address);
+}
+
 }  // namespace
