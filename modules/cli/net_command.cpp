@@ -14,7 +14,50 @@ namespace ipckit::cli {
 namespace {
 
 constexpr flag_spec dial_flags[] = {{"timeout", true}, {"linger", true}, {"local", true}};
-constexpr flag_spec listen_flags[] = {{"echo", false}, {"keep", false}, {"mode", true}};
+constexpr flag_spec listen_flags[] = {{"echo", false},       {"keep", false},      {"mode", true},
+                                      {"private-dir", false}, {"same-uid", false},  {"allow-uid", true},
+                                      {"allow-gid", true}};
+
+// "1000,1001" as ids; a usage error names the flag.
+template <class Id>
+std::vector<Id> id_list(const arguments& args, std::string_view flag) {
+  std::vector<Id> ids;
+  const auto text = args.value(flag);
+  if (!text) return ids;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = text->find(',', start);
+    const std::string item = text->substr(start, comma - start);
+    std::size_t used = 0;
+    unsigned long id = 0;
+    try {
+      id = std::stoul(item, &used, 10);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || id > 0xFFFFFFFEul)
+      throw usage_error("--" + std::string(flag) + ": not a list of numeric ids: " + *text);
+    ids.push_back(static_cast<Id>(id));
+    if (comma == std::string::npos) return ids;
+    start = comma + 1;
+  }
+}
+
+// The unix-listener extras: --mode, --private-dir and the peer policy, whose refusals
+// are logged on stderr (the peer never reaches the relay).
+net::listen_config listen_config_from(const arguments& args) {
+  net::listen_config config;
+  if (auto mode = args.value("mode")) config.mode = static_cast<unsigned>(std::stoul(*mode, nullptr, 8));
+  config.private_directory = args.has("private-dir");
+  config.peers.same_uid = args.has("same-uid");
+  config.peers.uids = id_list<uid_t>(args, "allow-uid");
+  config.peers.gids = id_list<gid_t>(args, "allow-gid");
+  config.peers.on_refused = [](const net::credentials& peer) {
+    std::cerr << "refused peer pid " << peer.pid << " uid " << peer.uid << " gid " << peer.gid
+              << std::endl;
+  };
+  return config;
+}
 
 std::pair<std::string, std::string> network_and_address(const arguments& args) {
   if (args.positional().size() != 2) throw usage_error("expected NETWORK ADDRESS");
@@ -71,9 +114,7 @@ int listen_command(std::span<const std::string> raw) {
     relay.start(report);
     return run_relay(loop, failure);
   }
-  net::listen_config config;
-  if (auto mode = args.value("mode")) config.mode = static_cast<unsigned>(std::stoul(*mode, nullptr, 8));
-  net::listener listener = net::listen(loop.get_executor(), net, address, config);
+  net::listener listener = net::listen(loop.get_executor(), net, address, listen_config_from(args));
   std::cerr << "listening on " << net << " " << listener.addr().to_string() << std::endl;
   // One connection at a time; with --keep the next is accepted when one ends. stdin is
   // relayed to the first connection only (it cannot be read twice).
@@ -128,7 +169,8 @@ const registration dial_registration{{
 const registration listen_registration{{
     "listen",
     "accept on NETWORK ADDRESS, like dial the other way",
-    "Usage: ipckit listen [--echo] [--keep] [--mode OCTAL] NETWORK ADDRESS\n\n"
+    "Usage: ipckit listen [--echo] [--keep] [--mode OCTAL] [--private-dir] [--same-uid]\n"
+    "                     [--allow-uid IDS] [--allow-gid IDS] NETWORK ADDRESS\n\n"
     "Listens as Go's net.Listen (tcp*, unix, unixpacket) or net.ListenPacket (udp*,\n"
     "unixgram, ip*:PROTO) does and prints \"listening on NETWORK ADDRESS\" on stderr\n"
     "(the real port when ADDRESS asked for port 0). A stream connection is relayed as\n"
@@ -136,10 +178,17 @@ const registration listen_registration{{
     "sender. SIGINT or SIGTERM stops it cleanly (a unix socket file is removed).\n\n"
     "  --echo        send everything received back to its sender instead of printing it\n"
     "  --keep        after a connection ends, accept the next (streams)\n"
-    "  --mode OCTAL  file mode of a unix socket path (default 0600)\n\n"
+    "  --mode OCTAL  file mode of a unix socket path (default 0600)\n"
+    "  --private-dir bind the unix path inside a private directory (created 0700; an\n"
+    "                existing one must be ours and not writable by others)\n"
+    "  --same-uid    unix, unixpacket: accept only peers running as our uid, or as a\n"
+    "  --allow-uid IDS  uid listed here, or with a gid listed in --allow-gid IDS\n"
+    "                (comma-separated ids); any other peer is closed before it is\n"
+    "                relayed, with a \"refused peer pid P uid U gid G\" line on stderr\n\n"
     "Examples:\n"
     "  ipckit listen --echo --keep tcp 127.0.0.1:7000\n"
-    "  ipckit listen unixgram @demo\n",
+    "  ipckit listen unixgram @demo\n"
+    "  ipckit listen --private-dir --same-uid unix /run/user/1000/app/ctl.sock\n",
     listen_command,
 }};
 

@@ -70,6 +70,49 @@ TEST_F(cli_net, listen_prints_what_a_python_client_sends_and_exits_at_its_eof) {
   EXPECT_FALSE(std::filesystem::exists(path)) << "the socket file outlived the listener";
 }
 
+// A peer the policy refuses is closed before the relay sees it, with a line on stderr
+// naming it; the listener goes on accepting.
+TEST_F(cli_net, listen_refuses_a_peer_outside_its_uid_policy_and_says_who) {
+  const std::string path = (dir() / "policy.sock").string();
+  std::unique_ptr<peer_process> listener;
+  ASSERT_EQ(start_listener(listener, {"--allow-uid", "4000000000,4000000001", "unix", path}), path);
+  auto client = run_process({"python3", "-c",
+                             "import os,socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+                             "print(os.getpid()); sys.stdout.flush()\n"
+                             "try: s.sendall(b'secret\\n'); print(len(s.recv(100)))\n"
+                             "except (BrokenPipeError, ConnectionResetError): print(0)\n",
+                             path});
+  ASSERT_EQ(client.exit_code, 0) << client.err;
+  const auto pid = client.out.substr(0, client.out.find('\n'));
+  EXPECT_EQ(client.out, pid + "\n0\n") << "the refused peer read something";
+  EXPECT_EQ(listener->read_line(10s), "refused peer pid " + pid + " uid " + std::to_string(::getuid()) +
+                                          " gid " + std::to_string(::getgid()));
+  ::kill(listener->pid(), SIGTERM);
+  EXPECT_EQ(listener->wait(10s), 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST_F(cli_net, listen_in_a_private_directory_lets_the_same_uid_in) {
+  const auto private_dir = dir() / "private";
+  const std::string path = (private_dir / "s.sock").string();
+  std::unique_ptr<peer_process> listener;
+  ASSERT_EQ(start_listener(listener, {"--private-dir", "--same-uid", "unix", path}), path);
+  EXPECT_EQ(std::filesystem::status(private_dir).permissions(), std::filesystem::perms::owner_all);
+  auto client = run_process({"python3", "-c",
+                             "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
+                             "s.sendall(b'same uid\\n'); s.close()",
+                             path});
+  ASSERT_EQ(client.exit_code, 0) << client.err;
+  EXPECT_EQ(listener->read_line(10s), "same uid");
+  EXPECT_EQ(listener->wait(10s), 0);
+}
+
+TEST_F(cli_net, listen_says_which_flag_has_a_bad_id_list) {
+  auto run = run_process({cli_path(), "listen", "--allow-gid", "12,x", "unix", (dir() / "x").string()});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.err, HasSubstr("--allow-gid: not a list of numeric ids: 12,x"));
+}
+
 // The server answers only once it has read EOF: dial must half-close at stdin EOF and
 // still print what comes back.
 TEST_F(cli_net, dial_half_closes_at_stdin_eof_and_still_reads_the_reply) {
