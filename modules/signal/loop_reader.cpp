@@ -25,28 +25,29 @@ void loop_reader::attach(const std::shared_ptr<subscription>& sub,
   }
 }
 
-bool loop_reader::wait_added() {
+void loop_reader::wait_added() {
   std::lock_guard lock(mutex_);
-  if (shut_) return false;
+  if (shut_) return;
   ++waits_;
-  if (armed_ || waits_ <= 0) return false;
-  arm();
-  return true;
+  idle_passes_ = 0;
+  if (!armed_ && waits_ > 0) arm();
 }
 
 void loop_reader::wait_removed(std::size_t count) {
   std::lock_guard lock(mutex_);
   if (shut_ || count == 0) return;
   waits_ -= static_cast<long>(count);
-  // Not cancelled at once: the handler just completed usually waits again, and then the
-  // watch stays as it is. A pending watch is work, so it must go once nobody waits, or
-  // run() would never run out of work.
+  // A pending watch is work: it must go once nobody waits, or run() would never run out
+  // of work. Not at once, though: the handler just completed usually waits again.
   if (waits_ <= 0 && armed_ && !idle_check_posted_) {
     idle_check_posted_ = true;
     boost::asio::post(*executor_, [this] { stop_if_idle(); });
   }
 }
 
+// Asio's async_wait completes at once when the descriptor is readable already (the
+// reactor re-polls it when the wait is queued), so a signal that came before the watch
+// is not missed.
 void loop_reader::arm() {
   armed_ = true;
   const std::uint64_t generation = ++generation_;
@@ -58,20 +59,29 @@ void loop_reader::on_readable(const error_code& ec, std::uint64_t generation) {
   {
     std::lock_guard lock(mutex_);
     if (shut_) return;
-    if (generation == generation_) {
-      armed_ = false;
-      // Armed again before the read: a signal that comes after the read finds the watch
-      // armed and raises its edge for it (the reactor's registration is edge-triggered).
-      if (!ec && waits_ > 0) arm();
-    }
+    if (generation == generation_) armed_ = false;
   }
-  if (!ec) registry::get().drain();
+  if (ec) return;  // cancelled as idle (a later watch has its own completion)
+  // The read completes this context's waits; the watch is armed again only for those
+  // left, or when their handlers wait again (wait_added).
+  registry::get().drain();
+  std::lock_guard lock(mutex_);
+  if (!shut_ && !armed_ && waits_ > 0) arm();
 }
 
 void loop_reader::stop_if_idle() {
   std::lock_guard lock(mutex_);
   idle_check_posted_ = false;
   if (shut_ || waits_ > 0 || !armed_) return;
+  // Two more turns of the loop first: a handler that waits again after a post or two
+  // (a coroutine resuming, a composed operation) then finds the watch still armed.
+  if (idle_passes_ < 2) {
+    ++idle_passes_;
+    idle_check_posted_ = true;
+    boost::asio::post(*executor_, [this] { stop_if_idle(); });
+    return;
+  }
+  idle_passes_ = 0;
   armed_ = false;
   ++generation_;
   error_code ignored;

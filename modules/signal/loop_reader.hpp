@@ -28,10 +28,8 @@ class loop_reader : public boost::asio::execution_context::service {
   /// the reads.
   void attach(const std::shared_ptr<subscription>& sub, const boost::asio::any_io_executor& ex);
 
-  /// A wait was queued (called under the subscription's mutex). True when the watch
-  /// has just started: the caller must then drain the signalfd once it holds no lock,
-  /// since a signal that arrived before the watch raises no edge for it.
-  bool wait_added();
+  /// A wait was queued (called under the subscription's mutex): the signalfd is watched.
+  void wait_added();
   /// `count` waits left their queue (under the subscription's mutex).
   void wait_removed(std::size_t count);
 
@@ -48,6 +46,7 @@ class loop_reader : public boost::asio::execution_context::service {
   long waits_ = 0;            // pending waits of this context's notifiers
   bool armed_ = false;        // an async_wait on watch_ is pending
   bool idle_check_posted_ = false;
+  int idle_passes_ = 0;
   std::uint64_t generation_ = 0;  // tells a cancelled watch's completion from the current one
   bool shut_ = false;
 };

@@ -57,6 +57,14 @@ void subscription::push(const info& delivery) {
   wake_blocking();
 }
 
+all_signals_blocked_here::all_signals_blocked_here() noexcept {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved_);
+}
+
+all_signals_blocked_here::~all_signals_blocked_here() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+
 std::uint64_t next_wait_id() noexcept {
   static std::atomic<std::uint64_t> counter{0};
   return ++counter;
@@ -79,22 +87,17 @@ void start_wait(const std::shared_ptr<subscription>& state, std::unique_ptr<wait
     op->complete(boost::asio::error::operation_aborted, {});
     return;
   }
-  bool watch_started = false;
-  {
-    std::lock_guard lock(state->mutex);
-    if (state->stopped->load(std::memory_order_relaxed) || state->shut_down) {
-      op->complete(boost::asio::error::operation_aborted, {});
-    } else if (!state->queue.empty()) {
-      info delivery = state->queue.front();
-      state->queue.pop_front();
-      op->complete({}, delivery);
-    } else {
-      state->waiting.push_back(std::move(op));
-      if (state->reader) watch_started = state->reader->wait_added();
-    }
+  std::lock_guard lock(state->mutex);
+  if (state->stopped->load(std::memory_order_relaxed) || state->shut_down) {
+    op->complete(boost::asio::error::operation_aborted, {});
+  } else if (!state->queue.empty()) {
+    info delivery = state->queue.front();
+    state->queue.pop_front();
+    op->complete({}, delivery);
+  } else {
+    state->waiting.push_back(std::move(op));
+    if (state->reader) state->reader->wait_added();
   }
-  // What arrived before the loop watched the signalfd (it may complete this very wait).
-  if (watch_started) registry::get().drain();
 }
 
 void cancel_wait(const std::weak_ptr<subscription>& weak, std::uint64_t id) {

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <signal.h>
+#include <type_traits>
 #include <sys/types.h>
 #include <utility>
 
@@ -56,6 +58,18 @@ void cancel_wait(const std::weak_ptr<subscription>& state, std::uint64_t id);
 /// notifier of its signal is left, so it takes the disposition that is back.
 void redeliver_unwatched(const info& delivery) noexcept;
 
+/// Blocks every signal in the calling thread for its lifetime (then restores the mask).
+class all_signals_blocked_here {
+ public:
+  all_signals_blocked_here() noexcept;
+  ~all_signals_blocked_here();
+  all_signals_blocked_here(const all_signals_blocked_here&) = delete;
+  all_signals_blocked_here& operator=(const all_signals_blocked_here&) = delete;
+
+ private:
+  sigset_t saved_;
+};
+
 template <class Handler, class IoExecutor>
 class wait_op_impl final : public wait_op {
  public:
@@ -70,6 +84,24 @@ class wait_op_impl final : public wait_op {
   Handler& handler() noexcept { return handler_; }
 
   void complete(const error_code& ec, const info& delivery) override {
+    using handler_executor = boost::asio::associated_executor_t<Handler, IoExecutor>;
+    if constexpr (!std::is_same_v<handler_executor, IoExecutor>) {
+      // The first post to such an executor may start its threads (use_future's system
+      // context does), and they would inherit this thread's mask: start them with every
+      // signal blocked, so that they never take a signal meant for a notifier.
+      static std::atomic<bool> posted_once{false};
+      if (!posted_once.load(std::memory_order_acquire)) {
+        all_signals_blocked_here blocked;
+        post_completion(ec, delivery);
+        posted_once.store(true, std::memory_order_release);
+        return;
+      }
+    }
+    post_completion(ec, delivery);
+  }
+
+ private:
+  void post_completion(const error_code& ec, const info& delivery) {
     auto ex = handler_work_.get_executor();
     boost::asio::post(ex, [handler = std::move(handler_), io_work = std::move(io_work_),
                            handler_work = std::move(handler_work_), stopped = std::move(stopped_),
@@ -90,7 +122,6 @@ class wait_op_impl final : public wait_op {
     });
   }
 
- private:
   Handler handler_;
   boost::asio::executor_work_guard<IoExecutor> io_work_;
   boost::asio::executor_work_guard<boost::asio::associated_executor_t<Handler, IoExecutor>>
