@@ -33,7 +33,7 @@ void subscription::wake_blocking() {
   [[maybe_unused]] const ssize_t written = ::write(wake_fd, &one, sizeof one);
 }
 
-void subscription::push(const info& delivery) {
+void subscription::push(const info& delivery, std::vector<ready_wait>* ready) {
   std::unique_ptr<wait_op> op;
   std::lock_guard lock(mutex);
   if (stopped->load(std::memory_order_relaxed)) return;
@@ -41,7 +41,10 @@ void subscription::push(const info& delivery) {
     op = std::move(waiting.front());
     waiting.pop_front();
     if (reader) reader->wait_removed(1);
-    op->complete({}, delivery);  // posts under the lock: stop() cannot pass it
+    // Either way a stop() that comes before the handler runs turns it into
+    // operation_aborted (the stop flag is read when it runs).
+    if (ready) ready->push_back({std::move(op), delivery});
+    else op->complete({}, delivery);
     return;
   }
   if (!is_realtime(delivery.number)) {

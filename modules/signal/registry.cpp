@@ -149,21 +149,22 @@ struct registry::impl {
     }
   }
 
-  // Reads what the signalfd holds now and fans it out (under `mutex`).
-  void drain() {
+  // Reads what the signalfd holds now and fans it out (under `mutex`). The waits it
+  // completes go to `ready` when given (see subscription::push).
+  void drain(std::vector<ready_wait>* ready = nullptr) {
     constexpr ssize_t batch = 32;
     signalfd_siginfo from_fd[batch];
     for (;;) {
       const ssize_t n = ::read(signal_fd, from_fd, sizeof from_fd);
       if (n <= 0) return;
       const ssize_t count = n / static_cast<ssize_t>(sizeof *from_fd);
-      for (ssize_t i = 0; i < count; ++i) deliver(from_signalfd(from_fd[i]));
+      for (ssize_t i = 0; i < count; ++i) deliver(from_signalfd(from_fd[i]), ready);
       // A short read took all there was: saves the read that would say EAGAIN.
       if (count < batch) return;
     }
   }
 
-  void deliver(const info& delivery) {
+  void deliver(const info& delivery, std::vector<ready_wait>* ready = nullptr) {
     // Read just before its last notifier stopped: no one will see it, so it takes
     // the disposition that is back now.
     if (subscribers[delivery.number] == 0) {
@@ -171,7 +172,7 @@ struct registry::impl {
       return;
     }
     for (const auto& sub : subscriptions)
-      if (sigismember(&sub->signals, delivery.number)) sub->push(delivery);
+      if (sigismember(&sub->signals, delivery.number)) sub->push(delivery, ready);
   }
 
   void update_mask() { ::signalfd(signal_fd, &active, 0); }
@@ -310,8 +311,21 @@ std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) 
 }
 
 void registry::drain() {
-  std::lock_guard lock(impl_->mutex);
-  impl_->drain();
+  std::vector<ready_wait> ready;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->drain(&ready);
+  }
+  // Outside the locks, so that a handler may run here at once: a loop that read the
+  // delivery runs its own notifier's handler without another turn of its scheduler.
+  for (std::size_t i = 0; i < ready.size(); ++i) {
+    try {
+      ready[i].op->complete_here({}, ready[i].delivery);
+    } catch (...) {  // a handler threw (out of run()): the others still complete, later
+      for (std::size_t j = i + 1; j < ready.size(); ++j) ready[j].op->complete({}, ready[j].delivery);
+      throw;
+    }
+  }
 }
 
 int registry::watch_fd() const noexcept { return impl_->watch_fd; }

@@ -33,7 +33,8 @@ class registry {
   void redeliver_unwatched(const info& delivery);
 
   /// Reads what the signalfd holds and fans it out to the subscriptions: called by a
-  /// loop whose watch saw it readable and by a thread in a blocking wait.
+  /// loop whose watch saw it readable and by a thread in a blocking wait. The waits it
+  /// completes run here when the caller is on their executor (else they are posted).
   void drain();
   /// A dup of the signalfd for poll(2) (kept for the life of the process).
   int watch_fd() const noexcept;

@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace ipckit::signal::detail {
 
@@ -15,6 +16,12 @@ namespace ipckit::signal::detail {
 inline constexpr std::size_t queue_limit = 65536;
 
 class loop_reader;
+
+/// A wait that a delivery completes, taken from its queue under the locks.
+struct ready_wait {
+  std::unique_ptr<wait_op> op;
+  info delivery;
+};
 
 struct subscription {
   subscription() { sigemptyset(&signals); }
@@ -42,7 +49,9 @@ struct subscription {
   int wake_fd = -1;
 
   /// A delivery for this subscription: to the first pending wait, else to the queue.
-  void push(const info& delivery);
+  /// With `ready`, a wait it completes is handed there (the caller completes it once it
+  /// holds no lock, with complete_here); without, its completion is posted here.
+  void push(const info& delivery, std::vector<ready_wait>* ready = nullptr);
   /// Removes the pending waits (the caller completes or destroys them outside no lock).
   std::deque<std::unique_ptr<wait_op>> take_waiting();
   /// Wakes the threads in a blocking wait (under `mutex`).

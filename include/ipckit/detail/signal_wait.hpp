@@ -8,6 +8,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include <atomic>
@@ -41,7 +42,11 @@ class wait_op {
  public:
   explicit wait_op(std::uint64_t id) : id_(id) {}
   virtual ~wait_op() = default;
+  /// Posts the completion (never runs it inside the caller).
   virtual void complete(const error_code& ec, const info& delivery) = 0;
+  /// Dispatches it: runs it at once when the caller is on the handler's executor (a loop
+  /// that read the delivery itself), else posts it. Called under no lock.
+  virtual void complete_here(const error_code& ec, const info& delivery) = 0;
   std::uint64_t id() const noexcept { return id_; }
 
  private:
@@ -83,7 +88,12 @@ class wait_op_impl final : public wait_op {
 
   Handler& handler() noexcept { return handler_; }
 
-  void complete(const error_code& ec, const info& delivery) override {
+  void complete(const error_code& ec, const info& delivery) override { finish<false>(ec, delivery); }
+  void complete_here(const error_code& ec, const info& delivery) override { finish<true>(ec, delivery); }
+
+ private:
+  template <bool Dispatch>
+  void finish(const error_code& ec, const info& delivery) {
     using handler_executor = boost::asio::associated_executor_t<Handler, IoExecutor>;
     if constexpr (!std::is_same_v<handler_executor, IoExecutor>) {
       // The first post to such an executor may start its threads (use_future's system
@@ -92,20 +102,20 @@ class wait_op_impl final : public wait_op {
       static std::atomic<bool> posted_once{false};
       if (!posted_once.load(std::memory_order_acquire)) {
         all_signals_blocked_here blocked;
-        post_completion(ec, delivery);
+        hand_over<false>(ec, delivery);
         posted_once.store(true, std::memory_order_release);
         return;
       }
     }
-    post_completion(ec, delivery);
+    hand_over<Dispatch>(ec, delivery);
   }
 
- private:
-  void post_completion(const error_code& ec, const info& delivery) {
+  template <bool Dispatch>
+  void hand_over(const error_code& ec, const info& delivery) {
     auto ex = handler_work_.get_executor();
-    boost::asio::post(ex, [handler = std::move(handler_), io_work = std::move(io_work_),
-                           handler_work = std::move(handler_work_), stopped = std::move(stopped_),
-                           ec, delivery]() mutable {
+    auto run = [handler = std::move(handler_), io_work = std::move(io_work_),
+                handler_work = std::move(handler_work_), stopped = std::move(stopped_), ec,
+                delivery]() mutable {
       // The slot is cleared here, on the handler's executor, where it is emitted.
       auto slot = boost::asio::get_associated_cancellation_slot(handler);
       if (slot.is_connected()) slot.clear();
@@ -119,7 +129,9 @@ class wait_op_impl final : public wait_op {
       io_work.reset();
       handler_work.reset();
       std::move(handler)(result, std::move(out));
-    });
+    };
+    if constexpr (Dispatch) boost::asio::dispatch(ex, std::move(run));
+    else boost::asio::post(ex, std::move(run));
   }
 
   Handler handler_;
