@@ -124,7 +124,13 @@ using detail::registry;
 notifier::notifier(const executor_type& ex, std::vector<int> signals, error_code& ec)
     : executor_(ex), state_(std::make_shared<detail::subscription>()) {
   auto& context = boost::asio::query(executor_, boost::asio::execution::context);
-  boost::asio::use_service<detail::loop_reader>(context).attach(state_, executor_);
+  try {
+    // Throws only when the service's descriptors cannot be made (EMFILE, say).
+    boost::asio::use_service<detail::loop_reader>(context).attach(state_, executor_);
+  } catch (const system_error& e) {
+    ec = e.code();
+    return;
+  }
   registry::get().subscribe(state_, signals, ec);
   if (ec) registry::get().remove(state_);
 }
