@@ -33,7 +33,7 @@ void subscription::wake_blocking() {
   [[maybe_unused]] const ssize_t written = ::write(wake_fd, &one, sizeof one);
 }
 
-void subscription::push(const info& delivery, std::vector<ready_wait>* ready) {
+void subscription::push(const info& delivery, ready_waits* ready) {
   std::unique_ptr<wait_op> op;
   std::lock_guard lock(mutex);
   if (stopped->load(std::memory_order_relaxed)) return;

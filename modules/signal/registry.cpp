@@ -151,7 +151,7 @@ struct registry::impl {
 
   // Reads what the signalfd holds now and fans it out (under `mutex`). The waits it
   // completes go to `ready` when given (see subscription::push).
-  void drain(std::vector<ready_wait>* ready = nullptr) {
+  void drain(ready_waits* ready = nullptr) {
     constexpr ssize_t batch = 32;
     signalfd_siginfo from_fd[batch];
     for (;;) {
@@ -164,7 +164,7 @@ struct registry::impl {
     }
   }
 
-  void deliver(const info& delivery, std::vector<ready_wait>* ready = nullptr) {
+  void deliver(const info& delivery, ready_waits* ready = nullptr) {
     // Read just before its last notifier stopped: no one will see it, so it takes
     // the disposition that is back now.
     if (subscribers[delivery.number] == 0) {
@@ -311,7 +311,7 @@ std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) 
 }
 
 void registry::drain() {
-  std::vector<ready_wait> ready;
+  ready_waits ready;
   {
     std::lock_guard lock(impl_->mutex);
     impl_->drain(&ready);

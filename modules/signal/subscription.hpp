@@ -3,12 +3,13 @@
 
 #include <ipckit/signal.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include <atomic>
 #include <csignal>
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <vector>
 
 namespace ipckit::signal::detail {
 
@@ -22,6 +23,8 @@ struct ready_wait {
   std::unique_ptr<wait_op> op;
   info delivery;
 };
+/// Kept on the reader's stack: a delivery costs no allocation for it.
+using ready_waits = boost::container::small_vector<ready_wait, 4>;
 
 struct subscription {
   subscription() { sigemptyset(&signals); }
@@ -51,7 +54,7 @@ struct subscription {
   /// A delivery for this subscription: to the first pending wait, else to the queue.
   /// With `ready`, a wait it completes is handed there (the caller completes it once it
   /// holds no lock, with complete_here); without, its completion is posted here.
-  void push(const info& delivery, std::vector<ready_wait>* ready = nullptr);
+  void push(const info& delivery, ready_waits* ready = nullptr);
   /// Removes the pending waits (the caller completes or destroys them outside no lock).
   std::deque<std::unique_ptr<wait_op>> take_waiting();
   /// Wakes the threads in a blocking wait (under `mutex`).
