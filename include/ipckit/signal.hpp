@@ -1,8 +1,9 @@
 // Signals on the event loop: Go's os/signal (Notify, Stop, Ignore, Reset, Ignored,
 // NotifyContext) on Boost.Asio, and what Go and Asio cannot say: who sent each signal.
 //
-// One process-wide service reads a signalfd on a thread of its own and fans each
-// delivery out to every subscription (notifier) for that signal. Each notifier has its
+// One process-wide signalfd is read by whoever waits (a loop with a pending async_wait,
+// on its own reactor; a thread in wait()), which fans each delivery out to every
+// subscription (notifier) for that signal. Each notifier has its
 // own queue and completes its waits on its own executor, so notifiers on several
 // io_contexts and threads work side by side and a slow one never holds up the others.
 // Handlers always run on the loop, never in signal context. See docs/signal.md.

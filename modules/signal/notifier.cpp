@@ -1,5 +1,7 @@
-// notifier: one subscription's queue and waits, and the per-io_context service that
-// drops pending waits when their context shuts down (as Asio's own services do).
+// notifier: one subscription's queue and waits. The loop's side is loop_reader.cpp, the
+// blocking waits are blocking_wait.cpp.
+#include "blocking_wait.hpp"
+#include "loop_reader.hpp"
 #include "registry.hpp"
 
 #include <boost/asio/query.hpp>
@@ -12,55 +14,37 @@ namespace {
 
 bool is_realtime(int number) { return number >= SIGRTMIN && number <= SIGRTMAX; }
 
-// One per execution context: on shutdown, the waits still pending there are destroyed
-// without being called, which frees coroutine frames and futures waiting on them.
-class subscription_service : public boost::asio::execution_context::service {
- public:
-  using key_type = subscription_service;
-  static inline boost::asio::execution_context::id id;
-
-  explicit subscription_service(boost::asio::execution_context& context)
-      : boost::asio::execution_context::service(context) {}
-
-  void track(const std::shared_ptr<subscription>& sub) {
-    std::lock_guard lock(mutex_);
-    std::erase_if(tracked_, [](const auto& weak) { return weak.expired(); });
-    tracked_.push_back(sub);
-  }
-
- private:
-  void shutdown() override {
-    std::vector<std::shared_ptr<subscription>> alive;
-    {
-      std::lock_guard lock(mutex_);
-      for (auto& weak : tracked_)
-        if (auto sub = weak.lock()) alive.push_back(std::move(sub));
-      tracked_.clear();
-    }
-    std::vector<std::unique_ptr<wait_op>> orphans;
-    for (auto& sub : alive) {
-      std::lock_guard lock(sub->mutex);
-      sub->shut_down = true;
-      for (auto& op : sub->waiting) orphans.push_back(std::move(op));
-      sub->waiting.clear();
-    }
-    orphans.clear();  // outside every lock: a handler's destructor may stop a notifier
-  }
-
-  std::mutex mutex_;
-  std::vector<std::weak_ptr<subscription>> tracked_;
-};
-
 }  // namespace
 
-void subscription::push(const info& delivery) {
+subscription::~subscription() {
+  if (wake_fd >= 0) ::close(wake_fd);
+}
+
+std::deque<std::unique_ptr<wait_op>> subscription::take_waiting() {
+  std::deque<std::unique_ptr<wait_op>> taken;
+  taken.swap(waiting);
+  if (reader && !shut_down) reader->wait_removed(taken.size());
+  return taken;
+}
+
+void subscription::wake_blocking() {
+  if (blocking_waiters == 0 || wake_fd < 0 || draining_for == this) return;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t written = ::write(wake_fd, &one, sizeof one);
+}
+
+void subscription::push(const info& delivery, ready_waits* ready) {
   std::unique_ptr<wait_op> op;
   std::lock_guard lock(mutex);
   if (stopped->load(std::memory_order_relaxed)) return;
   if (!waiting.empty() && !shut_down) {
     op = std::move(waiting.front());
     waiting.pop_front();
-    op->complete({}, delivery);  // posts under the lock: stop() cannot pass it
+    if (reader) reader->wait_removed(1);
+    // Either way a stop() that comes before the handler runs turns it into
+    // operation_aborted (the stop flag is read when it runs).
+    if (ready) ready->push_back({std::move(op), delivery});
+    else op->complete({}, delivery);
     return;
   }
   if (!is_realtime(delivery.number)) {
@@ -73,8 +57,16 @@ void subscription::push(const info& delivery) {
     return;
   }
   queue.push_back(delivery);
-  ready.notify_one();
+  wake_blocking();
 }
+
+all_signals_blocked_here::all_signals_blocked_here() noexcept {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved_);
+}
+
+all_signals_blocked_here::~all_signals_blocked_here() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
 
 std::uint64_t next_wait_id() noexcept {
   static std::atomic<std::uint64_t> counter{0};
@@ -107,6 +99,7 @@ void start_wait(const std::shared_ptr<subscription>& state, std::unique_ptr<wait
     op->complete({}, delivery);
   } else {
     state->waiting.push_back(std::move(op));
+    if (state->reader) state->reader->wait_added();
   }
 }
 
@@ -120,6 +113,7 @@ void cancel_wait(const std::weak_ptr<subscription>& weak, std::uint64_t id) {
   if (found == state->waiting.end()) return;
   op = std::move(*found);
   state->waiting.erase(found);
+  if (state->reader && !state->shut_down) state->reader->wait_removed(1);
   op->complete(boost::asio::error::operation_aborted, {});
 }
 
@@ -130,7 +124,13 @@ using detail::registry;
 notifier::notifier(const executor_type& ex, std::vector<int> signals, error_code& ec)
     : executor_(ex), state_(std::make_shared<detail::subscription>()) {
   auto& context = boost::asio::query(executor_, boost::asio::execution::context);
-  boost::asio::use_service<detail::subscription_service>(context).track(state_);
+  try {
+    // Throws only when the service's descriptors cannot be made (EMFILE, say).
+    boost::asio::use_service<detail::loop_reader>(context).attach(state_, executor_);
+  } catch (const system_error& e) {
+    ec = e.code();
+    return;
+  }
   registry::get().subscribe(state_, signals, ec);
   if (ec) registry::get().remove(state_);
 }
@@ -138,7 +138,7 @@ notifier::notifier(const executor_type& ex, std::vector<int> signals, error_code
 notifier::notifier(const executor_type& ex, std::vector<int> signals)
     : executor_(ex), state_(std::make_shared<detail::subscription>()) {
   auto& context = boost::asio::query(executor_, boost::asio::execution::context);
-  boost::asio::use_service<detail::subscription_service>(context).track(state_);
+  boost::asio::use_service<detail::loop_reader>(context).attach(state_, executor_);
   error_code ec;
   registry::get().subscribe(state_, signals, ec);
   if (ec) {
@@ -195,10 +195,10 @@ void notifier::stop() noexcept {
     std::lock_guard lock(state_->mutex);
     state_->stopped->store(true, std::memory_order_release);
     undelivered.swap(state_->queue);
-    aborted.swap(state_->waiting);
+    aborted = state_->take_waiting();
     if (!state_->shut_down)
       for (auto& op : aborted) op->complete(boost::asio::error::operation_aborted, {});
-    state_->ready.notify_all();
+    state_->wake_blocking();
   }
   // What was queued here and never waited for is not lost: if no notifier of its signal
   // is left, it takes the disposition that is back now (docs/signal.md, "Stop").
@@ -209,7 +209,7 @@ void notifier::cancel() {
   if (!state_) return;
   std::deque<std::unique_ptr<detail::wait_op>> aborted;
   std::lock_guard lock(state_->mutex);
-  aborted.swap(state_->waiting);
+  aborted = state_->take_waiting();
   for (auto& op : aborted) op->complete(boost::asio::error::operation_aborted, {});
 }
 
@@ -240,20 +240,10 @@ void notifier::on_signal(std::function<void(const info&)> handler) {
 }
 
 info notifier::wait(error_code& ec) {
-  ec = {};
-  if (!state_) {
-    ec = boost::asio::error::operation_aborted;
-    return {};
-  }
-  std::unique_lock lock(state_->mutex);
-  state_->ready.wait(lock, [this] { return state_->stopped->load() || !state_->queue.empty(); });
-  if (state_->queue.empty()) {
-    ec = boost::asio::error::operation_aborted;
-    return {};
-  }
-  info delivery = state_->queue.front();
-  state_->queue.pop_front();
-  return delivery;
+  bool aborted = false;
+  auto delivery = detail::wait_blocking(state_.get(), std::nullopt, aborted, ec);
+  if (!ec && aborted) ec = boost::asio::error::operation_aborted;
+  return delivery.value_or(info{});
 }
 
 info notifier::wait() {
@@ -264,13 +254,10 @@ info notifier::wait() {
 }
 
 std::optional<info> notifier::wait_for(std::chrono::nanoseconds timeout) {
-  if (!state_) return std::nullopt;
-  std::unique_lock lock(state_->mutex);
-  state_->ready.wait_for(lock, timeout,
-                         [this] { return state_->stopped->load() || !state_->queue.empty(); });
-  if (state_->queue.empty()) return std::nullopt;
-  info delivery = state_->queue.front();
-  state_->queue.pop_front();
+  bool aborted = false;
+  error_code ec;
+  auto delivery = detail::wait_blocking(state_.get(), std::chrono::steady_clock::now() + timeout, aborted, ec);
+  if (ec) throw_error(ec, {"wait", "", "", "signal", ""});
   return delivery;
 }
 

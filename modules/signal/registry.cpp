@@ -103,6 +103,10 @@ error_code check_subscribable(int number) {
 }
 
 struct registry::impl {
+  // Guards everything here, and orders the reads of the signalfd with the fan-out and
+  // with mask updates: deliveries read by two readers reach each notifier in the order
+  // the kernel gave them. (ThreadSanitizer also models signalfd(fd, mask) as re-creating
+  // the fd, and would report a read of it that this did not order.)
   std::mutex mutex;
   std::vector<std::shared_ptr<subscription>> subscriptions;
   int subscribers[NSIG] = {};
@@ -110,16 +114,15 @@ struct registry::impl {
   std::optional<struct sigaction> original[NSIG];  // before ipckit first changed it
   sigset_t active;
   int signal_fd = -1;
+  int watch_fd = -1;  // a dup of signal_fd that blocking waiters poll
   int pipe_read = -1;
-  // Orders mask updates with the reader's reads. The kernel needs no such thing, but
-  // ThreadSanitizer models signalfd(fd, mask) as re-creating the fd and reports a race.
-  std::mutex fd_mutex;
 
   impl() {
     sigemptyset(&active);
     signal_fd = ::signalfd(-1, &active, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd >= 0) watch_fd = ::fcntl(signal_fd, F_DUPFD_CLOEXEC, 0);
     int fds[2];
-    if (signal_fd < 0 || ::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    if (signal_fd < 0 || watch_fd < 0 || ::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
       throw system_error(last_error(), "ipckit signal service");
     // Room for 8192 records where the system allows it (1 MiB is the default cap).
     ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
@@ -129,46 +132,50 @@ struct registry::impl {
     sigset_t all, before;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &before);
-    std::thread([this] { read_forever(); }).detach();
+    std::thread([this] { read_pipe_forever(); }).detach();
     pthread_sigmask(SIG_SETMASK, &before, nullptr);
   }
 
-  void read_forever() {
-    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {pipe_read, POLLIN, 0}};
-    std::vector<info> batch;
+  // The handler's records only: the signalfd is read by those who wait (drain()).
+  void read_pipe_forever() {
+    pollfd watched{pipe_read, POLLIN, 0};
     for (;;) {
-      if (::poll(fds, 2, -1) < 0) continue;  // EINTR cannot happen (all blocked); be safe
-      batch.clear();
-      signalfd_siginfo from_fd[32];
-      {
-        std::lock_guard lock(fd_mutex);  // never held while waiting: the fd is non-blocking
-        for (ssize_t n; (n = ::read(signal_fd, from_fd, sizeof from_fd)) > 0;)
-          for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_fd); ++i)
-            batch.push_back(from_signalfd(from_fd[i]));
-      }
+      if (::poll(&watched, 1, -1) < 0) continue;  // EINTR cannot happen (all blocked); be safe
       siginfo_t from_pipe[32];
+      std::lock_guard lock(mutex);
       for (ssize_t n; (n = ::read(pipe_read, from_pipe, sizeof from_pipe)) > 0;)
         for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_pipe); ++i)
-          batch.push_back(from_siginfo(from_pipe[i]));
-      if (batch.empty()) continue;
-      std::lock_guard lock(mutex);
-      for (const auto& delivery : batch) {
-        // Read just before its last notifier stopped: no one will see it, so it takes
-        // the disposition that is back now.
-        if (subscribers[delivery.number] == 0) {
-          send_again(delivery);
-          continue;
-        }
-        for (const auto& sub : subscriptions)
-          if (sigismember(&sub->signals, delivery.number)) sub->push(delivery);
-      }
+          deliver(from_siginfo(from_pipe[i]));
     }
   }
 
-  void update_mask() {
-    std::lock_guard lock(fd_mutex);
-    ::signalfd(signal_fd, &active, 0);
+  // Reads what the signalfd holds now and fans it out (under `mutex`). The waits it
+  // completes go to `ready` when given (see subscription::push).
+  void drain(ready_waits* ready = nullptr) {
+    constexpr ssize_t batch = 32;
+    signalfd_siginfo from_fd[batch];
+    for (;;) {
+      const ssize_t n = ::read(signal_fd, from_fd, sizeof from_fd);
+      if (n <= 0) return;
+      const ssize_t count = n / static_cast<ssize_t>(sizeof *from_fd);
+      for (ssize_t i = 0; i < count; ++i) deliver(from_signalfd(from_fd[i]), ready);
+      // A short read took all there was: saves the read that would say EAGAIN.
+      if (count < batch) return;
+    }
   }
+
+  void deliver(const info& delivery, ready_waits* ready = nullptr) {
+    // Read just before its last notifier stopped: no one will see it, so it takes
+    // the disposition that is back now.
+    if (subscribers[delivery.number] == 0) {
+      send_again(delivery);
+      return;
+    }
+    for (const auto& sub : subscriptions)
+      if (sigismember(&sub->signals, delivery.number)) sub->push(delivery, ready);
+  }
+
+  void update_mask() { ::signalfd(signal_fd, &active, 0); }
 
   void remember_original(int number) {
     if (original[number]) return;
@@ -240,12 +247,16 @@ struct registry::impl {
 
   void drop(subscription& sub, int number) {
     if (!sigismember(&sub.signals, number)) return;
+    // The last one: what the kernel holds for it is read into the queues first, as a
+    // reader that read ahead would have done (stop() sends its queue to the process).
+    if (subscribers[number] == 1) drain();
     sigdelset(&sub.signals, number);
     if (--subscribers[number] == 0) deactivate(number, true);
   }
 
   // ignore/reset: every subscription loses the signal, no previous disposition to restore.
   void drop_everywhere(int number) {
+    if (subscribers[number] > 0) drain();
     for (const auto& sub : subscriptions) sigdelset(&sub->signals, number);
     if (subscribers[number] > 0) {
       subscribers[number] = 0;
@@ -297,6 +308,32 @@ std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) 
   for (int number = 1; number < NSIG; ++number)
     if (sigismember(&sub->signals, number)) out.push_back(number);
   return out;
+}
+
+void registry::drain() {
+  ready_waits ready;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->drain(&ready);
+  }
+  // Outside the locks, so that a handler may run here at once: a loop that read the
+  // delivery runs its own notifier's handler without another turn of its scheduler.
+  for (std::size_t i = 0; i < ready.size(); ++i) {
+    try {
+      ready[i].op->complete_here({}, ready[i].delivery);
+    } catch (...) {  // a handler threw (out of run()): the others still complete, later
+      for (std::size_t j = i + 1; j < ready.size(); ++j) ready[j].op->complete({}, ready[j].delivery);
+      throw;
+    }
+  }
+}
+
+int registry::watch_fd() const noexcept { return impl_->watch_fd; }
+
+int registry::new_watch_fd() {
+  const int fd = ::fcntl(impl_->signal_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) throw system_error(last_error(), "ipckit signal service: dup");
+  return fd;
 }
 
 void registry::redeliver_unwatched(const info& delivery) {

@@ -1,5 +1,6 @@
-// The process-wide signal service: dispositions, masks, the signalfd and its reader
-// thread, and the list of subscriptions every delivery is fanned out to.
+// The process-wide signal service: dispositions, masks, the signalfd (read by whoever
+// waits), the handler's pipe and its reader thread, and the list of subscriptions every
+// delivery is fanned out to.
 #pragma once
 
 #include "subscription.hpp"
@@ -30,6 +31,15 @@ class registry {
   /// disposition the signal has now, as if it had arrived after the stop. Nothing when a
   /// notifier of the signal is left (that one had its own copy).
   void redeliver_unwatched(const info& delivery);
+
+  /// Reads what the signalfd holds and fans it out to the subscriptions: called by a
+  /// loop whose watch saw it readable and by a thread in a blocking wait. The waits it
+  /// completes run here when the caller is on their executor (else they are posted).
+  void drain();
+  /// A dup of the signalfd for poll(2) (kept for the life of the process).
+  int watch_fd() const noexcept;
+  /// A new dup of the signalfd, owned by the caller (a loop's reactor watches it).
+  int new_watch_fd();
 
   void ignore(const std::vector<int>& signals, error_code& ec);
   void reset(const std::vector<int>& signals, error_code& ec);

@@ -15,6 +15,7 @@
 #include <gmock/gmock.h>
 
 #include <csignal>
+#include <future>
 #include <latch>
 #include <thread>
 #include <unistd.h>
@@ -163,6 +164,71 @@ TEST(signal_async, blocking_wait_and_wait_for) {
   EXPECT_FALSE(rt.wait_for(20ms));
   to_self(SIGRTMIN + 1, 4);
   EXPECT_EQ(rt.wait().value, 4);
+}
+
+// The loop watches the signalfd only while a wait is pending: once none is, run()
+// runs out of work as it does without notifiers.
+TEST(signal_async, the_loop_runs_out_of_work_once_no_wait_is_pending) {
+  asio::io_context io;
+  signal::notifier rt(io, {SIGRTMIN + 3});
+  int delivered = 0;
+  bool aborted = false;
+  rt.async_wait([&](error_code ec, signal::info) {
+    if (!ec) ++delivered;
+  });
+  to_self(SIGRTMIN + 3, 1);
+  ASSERT_TRUE(run_until(io, [&] { return delivered == 1; }));
+  rt.async_wait([&](error_code ec, signal::info) { aborted = ec == asio::error::operation_aborted; });
+  asio::post(io, [&] { rt.cancel(); });
+  io.restart();
+  auto running = std::async(std::launch::async, [&] { return io.run(); });
+  if (running.wait_for(10s) != std::future_status::ready) {
+    io.stop();
+    running.wait();
+    FAIL() << "run() did not return: the signalfd watch stayed armed with no wait pending";
+  }
+  EXPECT_TRUE(aborted);
+}
+
+// Whoever reads the signalfd fans out: a thread in wait() gets the delivery a loop read
+// (through its eventfd), or the loop gets the one the thread read.
+TEST(signal_async, a_blocking_wait_and_a_loop_both_get_every_delivery) {
+  asio::io_context io;
+  signal::notifier on_loop(io, {SIGRTMIN + 3});
+  signal::notifier blocking(io, {SIGRTMIN + 3});
+  std::vector<int> in_thread;
+  std::thread waiter([&] {
+    for (int i = 0; i < 3; ++i) {
+      auto got = blocking.wait_for(10s);
+      if (!got) return;
+      in_thread.push_back(*got->value);
+    }
+  });
+  std::vector<int> on_the_loop;
+  for (int v = 1; v <= 3; ++v) {
+    to_self(SIGRTMIN + 3, v);
+    auto got = next_delivery(io, on_loop);
+    ASSERT_TRUE(got) << v;
+    on_the_loop.push_back(*got->value);
+  }
+  waiter.join();
+  EXPECT_THAT(on_the_loop, testing::ElementsAre(1, 2, 3));
+  EXPECT_THAT(in_thread, testing::ElementsAre(1, 2, 3));
+}
+
+TEST(signal_async, stop_ends_a_blocking_wait_in_another_thread) {
+  asio::io_context io;
+  signal::notifier rt(io, {SIGRTMIN + 3});
+  std::latch waiting(1);
+  error_code result;
+  std::thread waiter([&] {
+    waiting.count_down();
+    rt.wait(result);
+  });
+  waiting.wait();
+  rt.stop();
+  waiter.join();
+  EXPECT_EQ(result, asio::error::operation_aborted);
 }
 
 TEST(signal_async, notify_context_fires_on_the_first_signal_and_says_which) {

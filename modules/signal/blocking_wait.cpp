@@ -1,0 +1,74 @@
+// A blocking wait polls the signalfd and the notifier's eventfd, and drains the signalfd
+// itself when it is readable: one poll and one read a delivery, as a thread that read a
+// signalfd of its own would do, rather than a reader thread waking this one.
+#include "blocking_wait.hpp"
+
+#include "registry.hpp"
+
+#include <cerrno>
+#include <cstdint>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace ipckit::signal::detail {
+
+std::optional<info> wait_blocking(subscription* sub,
+                                  std::optional<std::chrono::steady_clock::time_point> deadline,
+                                  bool& aborted, error_code& ec) {
+  ec = {};
+  aborted = false;
+  if (!sub) {
+    aborted = true;
+    return std::nullopt;
+  }
+  auto& service = registry::get();
+  std::unique_lock lock(sub->mutex);
+  for (;;) {
+    if (!sub->queue.empty()) {
+      info delivery = sub->queue.front();
+      sub->queue.pop_front();
+      return delivery;
+    }
+    if (sub->stopped->load()) {
+      aborted = true;
+      return std::nullopt;
+    }
+    timespec left{};
+    if (deadline) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= *deadline) return std::nullopt;
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now).count();
+      left.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+      left.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    }
+    if (sub->wake_fd < 0) {
+      sub->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (sub->wake_fd < 0) {
+        ec = last_error();
+        return std::nullopt;
+      }
+    }
+    const int wake_fd = sub->wake_fd;
+    ++sub->blocking_waiters;
+    lock.unlock();
+    // Level-triggered: a signal pending before the poll, or a push made after the queue
+    // was looked at (it writes the eventfd while a waiter is counted), ends it at once.
+    pollfd fds[2] = {{service.watch_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    if (::ppoll(fds, 2, deadline ? &left : nullptr, nullptr) > 0) {
+      if (fds[1].revents & POLLIN) {
+        std::uint64_t count;
+        [[maybe_unused]] const ssize_t got = ::read(wake_fd, &count, sizeof count);
+      }
+      if (fds[0].revents & POLLIN) {
+        draining_for = sub;
+        service.drain();
+        draining_for = nullptr;
+      }
+    }
+    lock.lock();
+    --sub->blocking_waiters;
+  }
+}
+
+}  // namespace ipckit::signal::detail
