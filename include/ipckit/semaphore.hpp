@@ -11,6 +11,7 @@
 #pragma once
 
 #include <ipckit/detail/blocking_call.hpp>
+#include <ipckit/detail/polled_descriptor.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/unique_fd.hpp>
 
@@ -18,7 +19,6 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 
 #include <chrono>
@@ -258,7 +258,9 @@ class sysv_semaphore {
 };
 
 /// An eventfd in semaphore mode: each wait takes one unit. For related processes (pass
-/// native_handle() to a child); pollable, so async_wait runs on the loop itself.
+/// native_handle() to a child); pollable, so async_wait runs on the loop itself. The
+/// descriptor is left blocking (a blocking wait is one read(2); tries and the loop's
+/// attempts use preadv2 with RWF_NOWAIT), so a child that inherits it can block on it.
 ///
 /// Thread safety: as an Asio I/O object; not moved or destroyed while async_wait is
 /// pending.
@@ -298,38 +300,24 @@ class event_semaphore {
   /// Waits on the loop; completes with void(error_code).
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_wait(CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
-    return boost::asio::async_compose<CompletionToken, void(error_code)>(wait_op{this, false}, token,
-                                                                         descriptor_);
+    return descriptor_.async_attempt<void>(detail::attempt_direction::read, take_attempt{this},
+                                           std::forward<CompletionToken>(token));
   }
 
  private:
-  struct wait_op {
+  // The attempt of async_wait: false while there is no unit.
+  struct take_attempt {
     event_semaphore* semaphore;
-    bool waited;
-    template <class Self>
-    void operator()(Self& self, error_code ec = {}) {
-      if (!ec) {
-        semaphore->try_take(ec);
-        if (ec == boost::asio::error::would_block) {
-          waited = true;
-          semaphore->descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_read, std::move(self));
-          return;
-        }
-      }
-      if (!waited) {
-        waited = true;
-        boost::asio::post(semaphore->descriptor_.get_executor(),
-                          [self = std::move(self), ec]() mutable { self.complete(ec); });
-        return;
-      }
-      self.complete(ec);
+    bool operator()(error_code& ec) const {
+      semaphore->try_take(ec);
+      return ec != boost::asio::error::would_block;
     }
   };
 
   // try_wait with the "nothing there" case as would_block.
   void try_take(error_code& ec);
 
-  boost::asio::posix::stream_descriptor descriptor_;
+  detail::polled_descriptor descriptor_;
 };
 
 }  // namespace ipckit
