@@ -16,6 +16,7 @@
 #include <ipckit/unique_fd.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
@@ -64,20 +65,31 @@ struct named_semaphore_state {
 
 bool named_semaphore_take(const named_semaphore_state& state, const interrupt_token* token, error_code& ec);
 void named_semaphore_give(const named_semaphore_state& state, error_code& ec);
+/// A unit if there is one now (sem_trywait, semop IPC_NOWAIT); false on any error too.
+bool named_semaphore_try_take(const named_semaphore_state* state) noexcept;
+bool sysv_semaphore_try_take(int id) noexcept;
 bool sysv_semaphore_take(int id, const interrupt_token* token, error_code& ec);
 void sysv_semaphore_give(int id, error_code& ec);
 
-// Takes a unit on the worker pool. A unit taken just as the wait is cancelled is given
-// back, so operation_aborted always means no unit was taken.
-template <class Take, class GiveBack>
+// Takes a unit: at once if there is one (no trip through the worker pool, which costs
+// two thread switches), else on the worker pool. A unit taken just as the wait is
+// cancelled is given back, so operation_aborted always means no unit was taken.
+template <class Take, class TryTake, class GiveBack>
 struct async_take_op {
   boost::asio::any_io_executor executor;
   Take take;
+  TryTake try_take;
   GiveBack give_back;
   pending_calls* pending;  // where close() finds the call (null: nowhere)
 
   template <class Self>
   void operator()(Self& self) {
+    if (try_take()) {
+      // Completed through the executor, never inside the initiating call.
+      auto ex = executor;  // `self` owns *this; it is moved below
+      boost::asio::post(ex, boost::asio::append(std::move(self), error_code(), true));
+      return;
+    }
     self.reset_cancellation_state(boost::asio::enable_total_cancellation());
     auto call = take;
     auto ex = executor;  // `self` owns *this; it is moved below
@@ -154,13 +166,14 @@ class named_semaphore {
       }
       return detail::named_semaphore_take(*state, &t, ec);
     };
+    auto try_take = [state] { return detail::named_semaphore_try_take(state.get()); };
     auto give_back = [state] {
       error_code ignored;
       detail::named_semaphore_give(*state, ignored);
     };
     return boost::asio::async_compose<CompletionToken, void(error_code)>(
-        detail::async_take_op<decltype(take), decltype(give_back)>{
-            executor_, take, give_back, state ? &state->pending : nullptr},
+        detail::async_take_op<decltype(take), decltype(try_take), decltype(give_back)>{
+            executor_, take, try_take, give_back, state ? &state->pending : nullptr},
         token, executor_);
   }
 
@@ -232,13 +245,14 @@ class sysv_semaphore {
     auto take = [id](const detail::interrupt_token& t, error_code& ec) {
       return detail::sysv_semaphore_take(id, &t, ec);
     };
+    auto try_take = [id] { return detail::sysv_semaphore_try_take(id); };
     auto give_back = [id] {
       error_code ignored;
       detail::sysv_semaphore_give(id, ignored);
     };
     return boost::asio::async_compose<CompletionToken, void(error_code)>(
-        detail::async_take_op<decltype(take), decltype(give_back)>{executor_, take, give_back,
-                                                                   pending_.get()},
+        detail::async_take_op<decltype(take), decltype(try_take), decltype(give_back)>{
+            executor_, take, try_take, give_back, pending_.get()},
         token, executor_);
   }
 
