@@ -368,6 +368,24 @@ TEST_F(message_queue_test, async_ping_pong_through_two_queues_keeps_every_messag
   EXPECT_EQ(echoed, rounds);
 }
 
+TEST_F(message_queue_test, async_operations_on_a_closed_queue_fail_with_closed) {
+  message_queue queue(loop);
+  queue.create(name("closed"), small());
+  queue.close();
+  char buffer[64];
+  int done = 0;
+  queue.async_send(boost::asio::buffer("x", 1), 0, [&](error_code e) {
+    EXPECT_EQ(e, ipckit::errc::closed);
+    ++done;
+  });
+  queue.async_receive(boost::asio::buffer(buffer), [&](error_code e, ipckit::received_message) {
+    EXPECT_EQ(e, ipckit::errc::closed);
+    ++done;
+  });
+  EXPECT_EQ(done, 0);
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done == 2; }));
+}
+
 TEST_F(message_queue_test, unlink_removes_the_name_and_reports_a_missing_one) {
   const auto q = name("unlink");
   message_queue queue(loop);

@@ -320,6 +320,18 @@ TEST_F(semaphore_test, event_semaphore_post_past_the_limit_is_value_too_large) {
   EXPECT_FALSE(ec) << "one unit taken leaves room for one";
 }
 
+TEST_F(semaphore_test, event_semaphore_async_wait_when_closed_fails_with_closed) {
+  event_semaphore semaphore(loop, 1);
+  semaphore.close();
+  bool done = false;
+  semaphore.async_wait([&](error_code e) {
+    EXPECT_EQ(e, ipckit::errc::closed);
+    done = true;
+  });
+  EXPECT_FALSE(done);
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+}
+
 std::size_t pool_threads(ipckit::event_loop& loop) {
   return boost::asio::use_service<ipckit::detail::blocking_service>(loop.context()).thread_count();
 }

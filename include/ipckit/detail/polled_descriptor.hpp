@@ -177,15 +177,15 @@ class polled_descriptor {
     typename op::ptr p = {ad::addressof(handler), op::ptr::allocate(handler), nullptr};
     p.p = new (p.v) op(std::move(attempt), handler, executor_);
     const int op_type = direction == attempt_direction::read ? reactor::read_op : reactor::write_op;
-    if (fd_ < 0) {
-      p.p->ec_ = boost::asio::error::bad_descriptor;
-    } else if (!data_ && p.p->perform() == reactor_op_status::not_done) {
-      // The first attempt of an unregistered descriptor would block: register now. The
-      // registration reports the current readiness, so nothing that arrived since the
-      // attempt is missed; the reactor then tries again at once.
-      enroll(p.p->ec_);
+    // The first attempt of an unregistered descriptor runs here (a closed one's attempt
+    // reports its own error, such as errc::closed). If it would block, the descriptor is
+    // registered now; the registration reports the current readiness, so nothing that
+    // arrived since the attempt is missed, and the reactor tries again at once.
+    if (!data_ && p.p->perform() == reactor_op_status::not_done) {
+      if (fd_ < 0) p.p->ec_ = boost::asio::error::bad_descriptor;
+      else enroll(p.p->ec_);
     }
-    if (p.p->ec_ || !data_ || fd_ < 0) {
+    if (p.p->ec_ || !data_) {
       reactor_->post_immediate_completion(p.p, is_continuation);
       p.v = p.p = nullptr;
       return;
