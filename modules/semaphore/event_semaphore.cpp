@@ -49,6 +49,13 @@ void event_semaphore::create(unsigned value, error_code& ec) {
     return;
   }
   descriptor_.assign(fd);
+  non_blocking_ = false;
+}
+
+void event_semaphore::use_non_blocking() noexcept {
+  if (non_blocking_ || !is_open()) return;
+  // On failure the attempts still never block: they use RWF_NOWAIT.
+  non_blocking_ = set_non_blocking(native_handle());
 }
 
 void event_semaphore::create(unsigned value) {
@@ -61,11 +68,13 @@ void event_semaphore::assign(unique_fd fd, error_code& ec) {
   ec.clear();
   // Blocking or not, it is used as it is: tries never block (RWF_NOWAIT), and a blocking
   // wait on a non-blocking descriptor polls.
-  if (::fcntl(fd.get(), F_GETFL) < 0) {
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0) {
     ec = last_error();
     return;
   }
   descriptor_.assign(fd.release());
+  non_blocking_ = (flags & O_NONBLOCK) != 0;
 }
 
 void event_semaphore::assign(unique_fd fd) {
@@ -75,7 +84,10 @@ void event_semaphore::assign(unique_fd fd) {
   if (ec) fail(ec, "assign", "fcntl", raw);
 }
 
-void event_semaphore::close() noexcept { descriptor_.close(); }
+void event_semaphore::close() noexcept {
+  descriptor_.close();
+  non_blocking_ = false;
+}
 
 void event_semaphore::post(std::uint64_t units, error_code& ec) {
   ec.clear();
@@ -83,9 +95,12 @@ void event_semaphore::post(std::uint64_t units, error_code& ec) {
     ec = errc::closed;
     return;
   }
-  if (units >= large_post && !set_non_blocking(native_handle())) {
-    ec = last_error();
-    return;
+  if (units >= large_post && !non_blocking_) {
+    if (!set_non_blocking(native_handle())) {
+      ec = last_error();
+      return;
+    }
+    non_blocking_ = true;
   }
   for (;;) {
     // Would block only at a count of 2^64-2; that is a full semaphore, not a wait.
@@ -110,7 +125,8 @@ void event_semaphore::try_take(error_code& ec) {
   }
   std::uint64_t unit = 0;
   for (;;) {
-    if (read_unit_now(native_handle(), unit) == sizeof unit) return;
+    const ssize_t n = non_blocking_ ? ::read(native_handle(), &unit, sizeof unit) : read_unit_now(native_handle(), unit);
+    if (n == sizeof unit) return;
     if (errno == EINTR) continue;
     ec = errno == EAGAIN ? error_code(boost::asio::error::would_block) : last_error();
     return;
@@ -162,8 +178,8 @@ void event_semaphore::wait(error_code& ec) {
     ec = errc::closed;
     return;
   }
-  // One blocking read; EAGAIN only on a descriptor that came non-blocking (assign) or
-  // was made so by a large post, and then readiness is waited for here.
+  // One blocking read; EAGAIN only once the descriptor is non-blocking (an async_wait, a
+  // large post, or it came so), and then readiness is waited for here.
   std::uint64_t unit = 0;
   for (;;) {
     if (::read(native_handle(), &unit, sizeof unit) == sizeof unit) return;

@@ -270,12 +270,14 @@ TEST_F(semaphore_test, event_semaphore_takes_one_unit_per_wait) {
 
 bool fd_non_blocking(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
 
-// The eventfd stays blocking (a child that inherits it can block on it; a blocking wait
-// is one read): tries use RWF_NOWAIT and never wait, async_wait too.
-TEST_F(semaphore_test, event_semaphore_descriptor_stays_blocking) {
+// The eventfd stays blocking until the first async_wait (a blocking wait is one read):
+// tries use RWF_NOWAIT and never wait; after it, blocking waits still block correctly.
+TEST_F(semaphore_test, event_semaphore_descriptor_stays_blocking_until_the_first_async_wait) {
   event_semaphore semaphore(loop, 0);
   EXPECT_FALSE(fd_non_blocking(semaphore.native_handle()));
   EXPECT_FALSE(semaphore.try_wait()) << "an empty semaphore must not block a try";
+  EXPECT_FALSE(semaphore.wait_for(10ms));
+  EXPECT_FALSE(fd_non_blocking(semaphore.native_handle())) << "tries and timed waits changed it";
   bool done = false;
   semaphore.async_wait([&](error_code e) {
     EXPECT_FALSE(e);
@@ -285,10 +287,16 @@ TEST_F(semaphore_test, event_semaphore_descriptor_stays_blocking) {
   EXPECT_FALSE(done);
   semaphore.post();
   ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
-  EXPECT_FALSE(fd_non_blocking(semaphore.native_handle()));
+  EXPECT_TRUE(fd_non_blocking(semaphore.native_handle()));
   semaphore.post(2);
   semaphore.wait();
   semaphore.wait();
+  EXPECT_FALSE(semaphore.try_wait());
+  event_semaphore poster(loop.get_executor());
+  poster.assign(ipckit::unique_fd(::fcntl(semaphore.native_handle(), F_DUPFD_CLOEXEC, 0)));
+  std::thread post_later([&] { poster.post(); });
+  semaphore.wait();
+  post_later.join();
   EXPECT_FALSE(semaphore.try_wait());
 }
 
