@@ -64,8 +64,8 @@ struct blocking_service::impl {
     sigaddset(&interrupt, interrupt_signal());
     pthread_sigmask(SIG_UNBLOCK, &interrupt, nullptr);
     std::unique_lock lock(mutex);
+    ++idle;
     for (;;) {
-      ++idle;
       work_ready.wait(lock, [this] { return stopping || !queue.empty(); });
       --idle;
       if (stopping) return;
@@ -82,6 +82,10 @@ struct blocking_service::impl {
 
       lock.lock();
       std::erase(running, task);
+      // Idle again before the completion wakes the loop: a call the loop submits at once
+      // then finds this thread (which checks the queue before it waits) instead of
+      // starting another.
+      ++idle;
       if (stopping) continue;
       // Posted without the lock: the loop thread it wakes may take the lock at once
       // (to submit its next call), and would otherwise wake only to wait for us.
