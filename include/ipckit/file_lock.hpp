@@ -13,6 +13,8 @@
 #include <ipckit/unique_fd.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
@@ -69,6 +71,14 @@ struct async_file_lock_op {
 
   template <class Self>
   void operator()(Self& self) {
+    error_code busy_or_failed;
+    if (state && file_lock_acquire(*state, mode, false, nullptr, busy_or_failed)) {
+      // Free now (LOCK_NB / F_OFD_SETLK): no trip through the worker pool, which costs two
+      // thread switches. Completed through the executor, never inside this call.
+      auto ex = executor;  // `self` owns *this; it is moved below
+      boost::asio::post(ex, boost::asio::append(std::move(self), error_code(), true));
+      return;
+    }
     // Nothing has happened until the lock is taken, so every kind of cancel is safe.
     self.reset_cancellation_state(boost::asio::enable_total_cancellation());
     auto call = [state = state, mode = mode](const interrupt_token& token, error_code& ec) {

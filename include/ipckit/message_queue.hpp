@@ -1,18 +1,19 @@
 // message_queue: POSIX message queues on the event loop.
 //
 // On Linux an mqd_t is a file descriptor that poll/epoll report ready, so the async
-// operations wait on the loop itself (no worker threads): readiness, then a
-// non-blocking mq_send/mq_receive, again if another process was faster.
+// operations wait on the loop itself (no worker threads): a non-blocking
+// mq_send/mq_receive at once, and again at each readiness edge while it would block.
+// The queue's description stays blocking until the first async operation, so a blocking
+// send or receive is one system call.
 #pragma once
 
+#include <ipckit/detail/polled_descriptor.hpp>
 #include <ipckit/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/post.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -137,16 +138,18 @@ class message_queue {
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_send(boost::asio::const_buffer message, unsigned priority,
                   CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
-    return boost::asio::async_compose<CompletionToken, void(error_code)>(
-        send_op{this, message, priority, false}, token, descriptor_);
+    use_non_blocking();
+    return descriptor_.async_attempt<void>(detail::attempt_direction::write, send_attempt{this, message, priority},
+                                           std::forward<CompletionToken>(token));
   }
 
   /// Receives on the loop. Completes with void(error_code, received_message).
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_receive(boost::asio::mutable_buffer buffer,
                      CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
-    return boost::asio::async_compose<CompletionToken, void(error_code, received_message)>(
-        receive_op{this, buffer, false}, token, descriptor_);
+    use_non_blocking();
+    return descriptor_.async_attempt<received_message>(detail::attempt_direction::read, receive_attempt{this, buffer},
+                                                       std::forward<CompletionToken>(token));
   }
 
   /// Cancels pending async operations (they complete with operation_aborted).
@@ -225,64 +228,38 @@ class message_queue {
     }
   };
 
-  struct send_op {
+  // The attempts of async_send/async_receive: false while the queue is full/empty.
+  struct send_attempt {
     message_queue* queue;
     boost::asio::const_buffer message;
     unsigned priority;
-    bool waited;
-    template <class Self>
-    void operator()(Self& self, error_code ec = {}) {
-      if (!ec) {
-        queue->try_send(message, priority, ec);
-        // A first try that found no room, or a wake-up another sender won: wait again.
-        if (ec == boost::asio::error::would_block) {
-          waited = true;
-          queue->descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_write, std::move(self));
-          return;
-        }
-      }
-      if (!waited) {
-        // Complete through the executor, never inside the initiating call.
-        waited = true;
-        boost::asio::post(queue->descriptor_.get_executor(),
-                          [self = std::move(self), ec]() mutable { self.complete(ec); });
-        return;
-      }
-      self.complete(ec);
+    bool operator()(error_code& ec) const {
+      queue->try_send(message, priority, ec);
+      return ec != boost::asio::error::would_block;
     }
   };
 
-  struct receive_op {
+  struct receive_attempt {
     message_queue* queue;
     boost::asio::mutable_buffer buffer;
-    bool waited;
-    template <class Self>
-    void operator()(Self& self, error_code ec = {}) {
-      received_message got;
-      if (!ec) {
-        got = queue->try_receive(buffer, ec);
-        if (ec == boost::asio::error::would_block) {
-          waited = true;
-          queue->descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_read, std::move(self));
-          return;
-        }
-      }
-      if (!waited) {
-        waited = true;
-        boost::asio::post(queue->descriptor_.get_executor(),
-                          [self = std::move(self), ec, got]() mutable { self.complete(ec, got); });
-        return;
-      }
-      self.complete(ec, got);
+    bool operator()(error_code& ec, received_message& got) const {
+      got = queue->try_receive(buffer, ec);
+      return ec != boost::asio::error::would_block;
     }
   };
+
+  // Sets O_NONBLOCK on the queue's description once (mq_setattr), for the attempts of the
+  // async operations; until then blocking calls block in the kernel and try_* calls are
+  // made non-blocking with a zero timeout.
+  void use_non_blocking() noexcept;
 
   void fail(const error_code& ec, std::string_view op, std::string_view syscall) const;
   void adopt(int fd, const std::string& path, long message_size, error_code& ec);
 
-  boost::asio::posix::stream_descriptor descriptor_;
+  detail::polled_descriptor descriptor_;
   std::string name_;
   long message_size_ = 0;
+  bool non_blocking_ = false;
 };
 
 }  // namespace ipckit

@@ -64,8 +64,8 @@ struct blocking_service::impl {
     sigaddset(&interrupt, interrupt_signal());
     pthread_sigmask(SIG_UNBLOCK, &interrupt, nullptr);
     std::unique_lock lock(mutex);
+    ++idle;
     for (;;) {
-      ++idle;
       work_ready.wait(lock, [this] { return stopping || !queue.empty(); });
       --idle;
       if (stopping) return;
@@ -82,7 +82,17 @@ struct blocking_service::impl {
 
       lock.lock();
       std::erase(running, task);
-      if (!stopping) task->post_completion(std::move(task));
+      // Idle again before the completion wakes the loop: a call the loop submits at once
+      // then finds this thread (which checks the queue before it waits) instead of
+      // starting another.
+      ++idle;
+      if (stopping) continue;
+      // Posted without the lock: the loop thread it wakes may take the lock at once
+      // (to submit its next call), and would otherwise wake only to wait for us.
+      // shutdown() joins this thread before the scheduler goes, so the post is safe.
+      lock.unlock();
+      task->post_completion(std::move(task));
+      lock.lock();
     }
   }
 
@@ -126,12 +136,14 @@ blocking_service::blocking_service(boost::asio::execution_context& context)
 blocking_service::~blocking_service() { shutdown(); }
 
 void blocking_service::submit(std::shared_ptr<blocking_task> task) {
-  std::lock_guard lock(impl_->mutex);
+  std::unique_lock lock(impl_->mutex);
   if (impl_->stopping) return;
   impl_->queue.push_back(std::move(task));
   // Every queued call gets a thread of its own: a call may block for as long as a lock
   // is held elsewhere, and must not wait behind another such call.
   if (impl_->queue.size() > impl_->idle) impl_->start_worker();
+  // Notified without the lock, so that the woken worker does not wait for it.
+  lock.unlock();
   impl_->work_ready.notify_one();
 }
 

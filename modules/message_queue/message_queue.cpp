@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <ctime>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <poll.h>
@@ -40,6 +41,11 @@ void wait_ready(int fd, short events, std::optional<clock::time_point> deadline,
   }
 }
 
+// An absolute timeout already past: on a blocking description mq_timedsend and
+// mq_timedreceive then fail at once with ETIMEDOUT instead of waiting (the kernel takes a
+// zero expiry without arming a timer), so a try needs no O_NONBLOCK.
+const timespec no_wait{0, 0};
+
 }  // namespace
 
 bool valid_ipc_name(std::string_view name) noexcept {
@@ -63,7 +69,7 @@ void message_queue::create(std::string_view name, const message_queue_options& o
   mq_attr attributes{};
   attributes.mq_maxmsg = options.attributes.max_messages;
   attributes.mq_msgsize = options.attributes.message_size;
-  const int flags = O_RDWR | O_CLOEXEC | O_NONBLOCK;
+  const int flags = O_RDWR | O_CLOEXEC;
   mqd_t fd = ::mq_open(path.c_str(), flags | O_CREAT | O_EXCL, options.mode, &attributes);
   if (fd < 0 && errno == EEXIST && !options.exclusive) {
     message_queue_options existing = options;
@@ -81,12 +87,10 @@ void message_queue::create(std::string_view name, const message_queue_options& o
 }
 
 void message_queue::adopt(int fd, const std::string& path, long message_size, error_code& ec) {
+  ec.clear();
   close();
-  descriptor_.assign(fd, ec);
-  if (ec) {
-    ::mq_close(fd);
-    return;
-  }
+  descriptor_.assign(fd);
+  non_blocking_ = false;
   name_ = path;
   message_size_ = message_size;
 }
@@ -104,7 +108,7 @@ void message_queue::open(std::string_view name, const message_queue_options& opt
   ec = check_name(name);
   if (ec) return;
   const std::string path(name);
-  mqd_t fd = ::mq_open(path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  mqd_t fd = ::mq_open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     ec = last_error();
     return;
@@ -134,9 +138,17 @@ void message_queue::open(std::string_view name, const message_queue_options& opt
 }
 
 void message_queue::close() noexcept {
-  error_code ignored;
-  descriptor_.close(ignored);  // an mqd_t is a descriptor: close() is mq_close()
+  descriptor_.close();  // an mqd_t is a descriptor: close() is mq_close()
   message_size_ = 0;
+  non_blocking_ = false;
+}
+
+void message_queue::use_non_blocking() noexcept {
+  if (non_blocking_ || !is_open()) return;
+  mq_attr attributes{};
+  attributes.mq_flags = O_NONBLOCK;
+  // On failure the attempts still never block: they use a zero timeout.
+  non_blocking_ = ::mq_setattr(native_handle(), &attributes, nullptr) == 0;
 }
 
 message_queue_attributes message_queue::attributes(error_code& ec) {
@@ -184,11 +196,13 @@ void message_queue::try_send(boost::asio::const_buffer message, unsigned priorit
     ec = errc::message_too_large;
     return;
   }
+  const char* data = static_cast<const char*>(message.data());
   for (;;) {
-    if (::mq_send(native_handle(), static_cast<const char*>(message.data()), message.size(), priority) == 0)
-      return;
+    const int sent = non_blocking_ ? ::mq_send(native_handle(), data, message.size(), priority)
+                                   : ::mq_timedsend(native_handle(), data, message.size(), priority, &no_wait);
+    if (sent == 0) return;
     if (errno == EINTR) continue;
-    ec = errno == EAGAIN ? error_code(boost::asio::error::would_block) : last_error();
+    ec = errno == EAGAIN || errno == ETIMEDOUT ? error_code(boost::asio::error::would_block) : last_error();
     return;
   }
 }
@@ -202,9 +216,25 @@ bool message_queue::try_send(boost::asio::const_buffer message, unsigned priorit
 }
 
 void message_queue::send(boost::asio::const_buffer message, unsigned priority, error_code& ec) {
+  ec.clear();
+  if (!is_open()) {
+    ec = errc::closed;
+    return;
+  }
+  if (static_cast<long>(message.size()) > message_size_) {
+    ec = errc::message_too_large;
+    return;
+  }
+  // One blocking mq_send; EAGAIN only once an async operation made the description
+  // non-blocking, and then readiness is waited for here.
   for (;;) {
-    try_send(message, priority, ec);
-    if (ec != boost::asio::error::would_block) return;
+    if (::mq_send(native_handle(), static_cast<const char*>(message.data()), message.size(), priority) == 0)
+      return;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      ec = last_error();
+      return;
+    }
     wait_ready(native_handle(), POLLOUT, std::nullopt, ec);
     if (ec) return;
   }
@@ -246,12 +276,14 @@ received_message message_queue::try_receive(boost::asio::mutable_buffer buffer, 
     ec = message_queue_errc::buffer_too_small;
     return {};
   }
+  char* data = static_cast<char*>(buffer.data());
   for (;;) {
     unsigned priority = 0;
-    const ssize_t n = ::mq_receive(native_handle(), static_cast<char*>(buffer.data()), buffer.size(), &priority);
+    const ssize_t n = non_blocking_ ? ::mq_receive(native_handle(), data, buffer.size(), &priority)
+                                    : ::mq_timedreceive(native_handle(), data, buffer.size(), &priority, &no_wait);
     if (n >= 0) return {static_cast<std::size_t>(n), priority};
     if (errno == EINTR) continue;
-    ec = errno == EAGAIN ? error_code(boost::asio::error::would_block) : last_error();
+    ec = errno == EAGAIN || errno == ETIMEDOUT ? error_code(boost::asio::error::would_block) : last_error();
     return {};
   }
 }
@@ -265,9 +297,25 @@ std::optional<received_message> message_queue::try_receive(boost::asio::mutable_
 }
 
 received_message message_queue::receive(boost::asio::mutable_buffer buffer, error_code& ec) {
+  ec.clear();
+  if (!is_open()) {
+    ec = errc::closed;
+    return {};
+  }
+  if (static_cast<long>(buffer.size()) < message_size_) {
+    ec = message_queue_errc::buffer_too_small;
+    return {};
+  }
+  // As send: one blocking mq_receive, or (non-blocking description) EAGAIN and a wait.
   for (;;) {
-    auto got = try_receive(buffer, ec);
-    if (ec != boost::asio::error::would_block) return got;
+    unsigned priority = 0;
+    const ssize_t n = ::mq_receive(native_handle(), static_cast<char*>(buffer.data()), buffer.size(), &priority);
+    if (n >= 0) return {static_cast<std::size_t>(n), priority};
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      ec = last_error();
+      return {};
+    }
     wait_ready(native_handle(), POLLIN, std::nullopt, ec);
     if (ec) return {};
   }

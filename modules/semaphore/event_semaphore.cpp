@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace ipckit {
@@ -17,20 +18,44 @@ void fail(const error_code& ec, std::string_view op, std::string_view syscall, i
   throw_error(ec, {std::string(op), "eventfd", "", "fd " + std::to_string(fd), ours ? "" : std::string(syscall)});
 }
 
+bool set_non_blocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  return flags >= 0 && ((flags & O_NONBLOCK) || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0);
+}
+
+// Reads one unit without blocking, whatever the descriptor's O_NONBLOCK: eventfd reads
+// honour RWF_NOWAIT. A kernel that refuses the flag gets O_NONBLOCK set instead.
+ssize_t read_unit_now(int fd, std::uint64_t& unit) {
+  ::iovec iov{&unit, sizeof unit};
+  const ssize_t n = ::preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+  if (n >= 0 || errno != EOPNOTSUPP) return n;
+  if (!set_non_blocking(fd)) return -1;
+  return ::read(fd, &unit, sizeof unit);
+}
+
+// Posts of fewer units than this cannot take the count near its limit of 2^64-2 in any
+// real program; a larger one is written non-blocking so that it fails instead of waiting.
+constexpr std::uint64_t large_post = std::uint64_t{1} << 32;
+
 }  // namespace
 
 event_semaphore::event_semaphore(const executor_type& ex, unsigned value) : descriptor_(ex) { create(value); }
 
 void event_semaphore::create(unsigned value, error_code& ec) {
   ec.clear();
-  const int fd = ::eventfd(value, EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK);
+  const int fd = ::eventfd(value, EFD_SEMAPHORE | EFD_CLOEXEC);
   if (fd < 0) {
     ec = last_error();
     return;
   }
-  close();
-  descriptor_.assign(fd, ec);
-  if (ec) ::close(fd);
+  descriptor_.assign(fd);
+  non_blocking_ = false;
+}
+
+void event_semaphore::use_non_blocking() noexcept {
+  if (non_blocking_ || !is_open()) return;
+  // On failure the attempts still never block: they use RWF_NOWAIT.
+  non_blocking_ = set_non_blocking(native_handle());
 }
 
 void event_semaphore::create(unsigned value) {
@@ -41,15 +66,15 @@ void event_semaphore::create(unsigned value) {
 
 void event_semaphore::assign(unique_fd fd, error_code& ec) {
   ec.clear();
-  // An inherited descriptor may be blocking; every read here must not block.
+  // Blocking or not, it is used as it is: tries never block (RWF_NOWAIT), and a blocking
+  // wait on a non-blocking descriptor polls.
   const int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+  if (flags < 0) {
     ec = last_error();
     return;
   }
-  close();
-  descriptor_.assign(fd.get(), ec);
-  if (!ec) fd.release();
+  descriptor_.assign(fd.release());
+  non_blocking_ = (flags & O_NONBLOCK) != 0;
 }
 
 void event_semaphore::assign(unique_fd fd) {
@@ -60,8 +85,8 @@ void event_semaphore::assign(unique_fd fd) {
 }
 
 void event_semaphore::close() noexcept {
-  error_code ignored;
-  descriptor_.close(ignored);
+  descriptor_.close();
+  non_blocking_ = false;
 }
 
 void event_semaphore::post(std::uint64_t units, error_code& ec) {
@@ -69,6 +94,13 @@ void event_semaphore::post(std::uint64_t units, error_code& ec) {
   if (!is_open()) {
     ec = errc::closed;
     return;
+  }
+  if (units >= large_post && !non_blocking_) {
+    if (!set_non_blocking(native_handle())) {
+      ec = last_error();
+      return;
+    }
+    non_blocking_ = true;
   }
   for (;;) {
     // Would block only at a count of 2^64-2; that is a full semaphore, not a wait.
@@ -93,7 +125,8 @@ void event_semaphore::try_take(error_code& ec) {
   }
   std::uint64_t unit = 0;
   for (;;) {
-    if (::read(native_handle(), &unit, sizeof unit) == sizeof unit) return;
+    const ssize_t n = non_blocking_ ? ::read(native_handle(), &unit, sizeof unit) : read_unit_now(native_handle(), unit);
+    if (n == sizeof unit) return;
     if (errno == EINTR) continue;
     ec = errno == EAGAIN ? error_code(boost::asio::error::would_block) : last_error();
     return;
@@ -140,10 +173,21 @@ bool event_semaphore::wait_for(std::chrono::nanoseconds timeout) {
 }
 
 void event_semaphore::wait(error_code& ec) {
+  ec.clear();
+  if (!is_open()) {
+    ec = errc::closed;
+    return;
+  }
+  // One blocking read; EAGAIN only once the descriptor is non-blocking (an async_wait, a
+  // large post, or it came so), and then readiness is waited for here.
+  std::uint64_t unit = 0;
   for (;;) {
-    try_take(ec);
-    if (ec != boost::asio::error::would_block) return;
-    ec.clear();
+    if (::read(native_handle(), &unit, sizeof unit) == sizeof unit) return;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      ec = last_error();
+      return;
+    }
     pollfd ready{native_handle(), POLLIN, 0};
     if (::poll(&ready, 1, -1) < 0 && errno != EINTR) {
       ec = last_error();

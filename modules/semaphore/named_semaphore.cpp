@@ -28,6 +28,14 @@ bool named_semaphore_take(const named_semaphore_state& state, const interrupt_to
   }
 }
 
+bool named_semaphore_try_take(const named_semaphore_state* state) noexcept {
+  if (!state || !state->sem) return false;
+  for (;;) {
+    if (::sem_trywait(state->sem) == 0) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
 void named_semaphore_give(const named_semaphore_state& state, error_code& ec) {
   ec.clear();
   if (::sem_post(state.sem) != 0) ec = last_error();

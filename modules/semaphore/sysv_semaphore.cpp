@@ -45,6 +45,14 @@ int operate(int id, short delta, short flags, const timespec* timeout) {
 
 namespace detail {
 
+bool sysv_semaphore_try_take(int id) noexcept {
+  if (id < 0) return false;
+  for (;;) {
+    if (operate(id, -1, IPC_NOWAIT, nullptr) == 0) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
 bool sysv_semaphore_take(int id, const interrupt_token* token, error_code& ec) {
   ec.clear();
   for (;;) {

@@ -15,6 +15,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <fcntl.h>
 #include <sys/ipc.h>
 
 namespace {
@@ -194,6 +195,42 @@ TEST_F(eintr, mq_receive_survives_signal_storm) {
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_EQ(got.substr(0, message.size), "hello");
   peer.answer();
+}
+
+TEST_F(eintr, mq_send_survives_signal_storm) {
+  const std::string name = ipckit::test::unique_ipc_name("eintr");
+  ipckit::message_queue_options options;
+  options.attributes.max_messages = 1;
+  options.attributes.message_size = 16;
+  ipckit::message_queue queue(io), drainer(io);
+  queue.create(name, options);
+  drainer.open(name);
+  queue.send(asio::buffer("first", 5));
+  error_code ec;
+  {
+    // The queue is full: the send blocks until the storm's action drains it.
+    signal_storm storm(handler, storm_size, [&] { EXPECT_EQ(drainer.receive().data, "first"); });
+    queue.send(asio::buffer("second", 6), 0, ec);
+    expect_stormed(storm);
+  }
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(drainer.receive().data, "second");
+  EXPECT_EQ(queue.attributes().current_messages, 0);
+  ipckit::message_queue::unlink(name);
+}
+
+TEST_F(eintr, event_semaphore_wait_survives_signal_storm) {
+  ipckit::event_semaphore semaphore(io.get_executor(), 0);
+  ipckit::event_semaphore poster(io.get_executor());
+  poster.assign(ipckit::unique_fd(::fcntl(semaphore.native_handle(), F_DUPFD_CLOEXEC, 0)));
+  error_code ec;
+  {
+    signal_storm storm(handler, storm_size, [&] { poster.post(); });
+    semaphore.wait(ec);
+    expect_stormed(storm);
+  }
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_FALSE(semaphore.try_wait()) << "the one unit posted was taken once";
 }
 
 TEST_F(eintr, named_semaphore_wait_survives_signal_storm) {

@@ -4,6 +4,8 @@
 
 #include "test_support.hpp"
 
+#include <ipckit/detail/blocking_call.hpp>
+
 #include <ipckit/event_loop.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -180,6 +182,34 @@ TEST_F(file_lock_test, async_lock_waits_on_the_pool_while_a_timer_keeps_ticking)
   EXPECT_GE(ticks, 10);
   EXPECT_TRUE(waiter.owns_lock());
   EXPECT_FALSE(holder.try_lock());
+}
+
+// A free lock is taken at once (LOCK_NB), without the worker pool; a busy one waits there.
+TEST_F(file_lock_test, async_lock_of_a_free_lock_takes_it_without_the_worker_pool) {
+  file_lock lock(loop, lock_path());
+  bool done = false;
+  lock.async_lock(lock_mode::exclusive, [&](error_code e) {
+    EXPECT_FALSE(e);
+    done = true;
+  });
+  EXPECT_FALSE(done) << "completed inside the initiating call";
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_TRUE(lock.owns_lock());
+  auto& pool = boost::asio::use_service<ipckit::detail::blocking_service>(loop.context());
+  EXPECT_EQ(pool.thread_count(), 0u);
+
+  file_lock other(loop, lock_path());
+  bool waited = false;
+  other.async_lock(lock_mode::exclusive, [&](error_code e) {
+    EXPECT_FALSE(e);
+    waited = true;
+  });
+  loop.poll();
+  EXPECT_FALSE(waited) << "took a lock that is held";
+  lock.unlock();
+  ASSERT_TRUE(run_until(loop.context(), [&] { return waited; }));
+  EXPECT_TRUE(other.owns_lock());
+  EXPECT_EQ(pool.thread_count(), 1u);
 }
 
 TEST_F(file_lock_test, cancelling_a_waiting_async_lock_leaves_it_unlocked) {

@@ -11,7 +11,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <gmock/gmock.h>
 
+#include <mqueue.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -276,6 +278,112 @@ TEST_F(message_queue_test, async_receive_completes_at_once_when_a_message_waits)
   });
   EXPECT_FALSE(done);  // never inside the initiating call
   ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+}
+
+// O_NONBLOCK of the queue's description, as mq_getattr reports it.
+bool non_blocking(message_queue& queue) {
+  mq_attr attributes{};
+  EXPECT_EQ(::mq_getattr(queue.native_handle(), &attributes), 0);
+  return (attributes.mq_flags & O_NONBLOCK) != 0;
+}
+
+// The description stays blocking while only blocking calls and tries are made (a
+// blocking receive is one mq_receive, a try uses a zero timeout and never waits); the
+// first async operation makes it non-blocking, and the blocking calls still block
+// correctly after that (EAGAIN, then a wait for readiness).
+TEST_F(message_queue_test, description_stays_blocking_until_the_first_async_operation) {
+  const auto q = name("lazy");
+  message_queue queue(loop);
+  queue.create(q, small(2));
+  EXPECT_FALSE(non_blocking(queue));
+  char buffer[64];
+  EXPECT_EQ(queue.try_receive(boost::asio::buffer(buffer)), std::nullopt);
+  EXPECT_TRUE(queue.try_send(boost::asio::buffer("a", 1)));
+  EXPECT_TRUE(queue.try_send(boost::asio::buffer("b", 1)));
+  EXPECT_FALSE(queue.try_send(boost::asio::buffer("c", 1))) << "a full queue must not block a try";
+  EXPECT_EQ(queue.receive().data, "a");
+  queue.send(boost::asio::buffer("c", 1));
+  EXPECT_FALSE(non_blocking(queue)) << "blocking calls and tries changed the description";
+
+  bool done = false;
+  queue.async_receive(boost::asio::buffer(buffer), [&](error_code e, ipckit::received_message m) {
+    EXPECT_FALSE(e);
+    EXPECT_EQ(std::string(buffer, m.size), "b");
+    done = true;
+  });
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_TRUE(non_blocking(queue));
+
+  // Blocking calls on the now non-blocking description: the receive waits for a message
+  // that another thread sends, and the send waits for room that another thread makes.
+  EXPECT_EQ(queue.receive().data, "c");
+  message_queue other(loop);
+  other.open(q);
+  std::thread sender([&] { other.send(boost::asio::buffer("late", 4)); });
+  EXPECT_EQ(queue.receive().data, "late");
+  sender.join();
+  queue.send(boost::asio::buffer("x", 1));
+  queue.send(boost::asio::buffer("y", 1));
+  std::thread drainer([&] { EXPECT_EQ(other.receive().data, "x"); });
+  queue.send(boost::asio::buffer("z", 1));
+  drainer.join();
+  EXPECT_EQ(queue.receive().data, "y");
+  EXPECT_EQ(queue.receive().data, "z");
+}
+
+// Async sends to a queue with room complete without the queue ever waiting on the loop,
+// and a receive that has to wait is woken by each message in turn (edge-triggered, one
+// registration): many round trips through two queues lose and reorder nothing.
+TEST_F(message_queue_test, async_ping_pong_through_two_queues_keeps_every_message_in_order) {
+  message_queue ping(loop), pong(loop);
+  ping.create(name("ping"), small(1));
+  pong.create(name("pong"), small(1));
+  constexpr int rounds = 200;
+  char ping_buffer[64], pong_buffer[64];
+  int echoed = 0, returned = 0;
+  std::function<void()> echo = [&] {
+    ping.async_receive(boost::asio::buffer(ping_buffer), [&](error_code e, ipckit::received_message m) {
+      ASSERT_FALSE(e);
+      pong.async_send(boost::asio::buffer(ping_buffer, m.size), 0, [&](error_code e2) {
+        ASSERT_FALSE(e2);
+        if (++echoed < rounds) echo();
+      });
+    });
+  };
+  std::string sent;  // the bytes of the pending send
+  std::function<void()> send_next = [&] {
+    sent = std::to_string(returned);
+    ping.async_send(boost::asio::buffer(sent), 0, [&](error_code e) {
+      ASSERT_FALSE(e);
+      pong.async_receive(boost::asio::buffer(pong_buffer), [&](error_code e2, ipckit::received_message m) {
+        ASSERT_FALSE(e2);
+        EXPECT_EQ(std::string(pong_buffer, m.size), sent);
+        if (++returned < rounds) send_next();
+      });
+    });
+  };
+  echo();
+  send_next();
+  ASSERT_TRUE(run_until(loop.context(), [&] { return returned == rounds; }));
+  EXPECT_EQ(echoed, rounds);
+}
+
+TEST_F(message_queue_test, async_operations_on_a_closed_queue_fail_with_closed) {
+  message_queue queue(loop);
+  queue.create(name("closed"), small());
+  queue.close();
+  char buffer[64];
+  int done = 0;
+  queue.async_send(boost::asio::buffer("x", 1), 0, [&](error_code e) {
+    EXPECT_EQ(e, ipckit::errc::closed);
+    ++done;
+  });
+  queue.async_receive(boost::asio::buffer(buffer), [&](error_code e, ipckit::received_message) {
+    EXPECT_EQ(e, ipckit::errc::closed);
+    ++done;
+  });
+  EXPECT_EQ(done, 0);
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done == 2; }));
 }
 
 TEST_F(message_queue_test, unlink_removes_the_name_and_reports_a_missing_one) {

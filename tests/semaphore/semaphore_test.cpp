@@ -3,6 +3,8 @@
 
 #include "test_support.hpp"
 
+#include <ipckit/detail/blocking_call.hpp>
+
 #include <ipckit/event_loop.hpp>
 #include <ipckit/process.hpp>
 
@@ -14,6 +16,10 @@
 #include <gmock/gmock.h>
 
 #include <csignal>
+#include <cstdint>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <thread>
 #include <sys/ipc.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -260,6 +266,115 @@ TEST_F(semaphore_test, event_semaphore_takes_one_unit_per_wait) {
   boost::asio::steady_timer timer(loop.get_executor(), 10ms);
   timer.async_wait([&](error_code) { semaphore.post(); });
   ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+}
+
+bool fd_non_blocking(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+// The eventfd stays blocking until the first async_wait (a blocking wait is one read):
+// tries use RWF_NOWAIT and never wait; after it, blocking waits still block correctly.
+TEST_F(semaphore_test, event_semaphore_descriptor_stays_blocking_until_the_first_async_wait) {
+  event_semaphore semaphore(loop, 0);
+  EXPECT_FALSE(fd_non_blocking(semaphore.native_handle()));
+  EXPECT_FALSE(semaphore.try_wait()) << "an empty semaphore must not block a try";
+  EXPECT_FALSE(semaphore.wait_for(10ms));
+  EXPECT_FALSE(fd_non_blocking(semaphore.native_handle())) << "tries and timed waits changed it";
+  bool done = false;
+  semaphore.async_wait([&](error_code e) {
+    EXPECT_FALSE(e);
+    done = true;
+  });
+  loop.poll();
+  EXPECT_FALSE(done);
+  semaphore.post();
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+  EXPECT_TRUE(fd_non_blocking(semaphore.native_handle()));
+  semaphore.post(2);
+  semaphore.wait();
+  semaphore.wait();
+  EXPECT_FALSE(semaphore.try_wait());
+  event_semaphore poster(loop.get_executor());
+  poster.assign(ipckit::unique_fd(::fcntl(semaphore.native_handle(), F_DUPFD_CLOEXEC, 0)));
+  std::thread post_later([&] { poster.post(); });
+  semaphore.wait();
+  post_later.join();
+  EXPECT_FALSE(semaphore.try_wait());
+}
+
+// An inherited descriptor that is non-blocking stays so; a blocking wait on it waits
+// for readiness instead of failing with EAGAIN.
+TEST_F(semaphore_test, event_semaphore_blocking_wait_on_a_non_blocking_descriptor) {
+  event_semaphore semaphore(loop.get_executor());
+  semaphore.assign(ipckit::unique_fd(::eventfd(0, EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)));
+  event_semaphore poster(loop.get_executor());
+  poster.assign(ipckit::unique_fd(::fcntl(semaphore.native_handle(), F_DUPFD_CLOEXEC, 0)));
+  std::thread post_later([&] { poster.post(); });
+  error_code ec;
+  semaphore.wait(ec);
+  post_later.join();
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(fd_non_blocking(semaphore.native_handle()));
+  EXPECT_FALSE(semaphore.try_wait());
+}
+
+// A count past 2^64-2 is value_too_large, not a post that waits for room.
+TEST_F(semaphore_test, event_semaphore_post_past_the_limit_is_value_too_large) {
+  event_semaphore semaphore(loop, 0);
+  semaphore.post(UINT64_MAX - 1);
+  error_code ec;
+  semaphore.post(1, ec);
+  EXPECT_EQ(ec, ipckit::semaphore_errc::value_too_large);
+  EXPECT_TRUE(semaphore.try_wait());
+  semaphore.post(1, ec);
+  EXPECT_FALSE(ec) << "one unit taken leaves room for one";
+}
+
+TEST_F(semaphore_test, event_semaphore_async_wait_when_closed_fails_with_closed) {
+  event_semaphore semaphore(loop, 1);
+  semaphore.close();
+  bool done = false;
+  semaphore.async_wait([&](error_code e) {
+    EXPECT_EQ(e, ipckit::errc::closed);
+    done = true;
+  });
+  EXPECT_FALSE(done);
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
+}
+
+std::size_t pool_threads(ipckit::event_loop& loop) {
+  return boost::asio::use_service<ipckit::detail::blocking_service>(loop.context()).thread_count();
+}
+
+// A unit that is there already is taken at once, without the worker pool (and so
+// without its two thread switches); the completion still comes through the loop.
+TEST_F(semaphore_test, async_wait_with_a_unit_there_takes_it_without_the_worker_pool) {
+  named_semaphore named(loop);
+  named.create(name("fast"), 1);
+  auto& set = private_set(1);
+  int done = 0;
+  named.async_wait([&](error_code e) {
+    EXPECT_FALSE(e);
+    ++done;
+  });
+  set.async_wait([&](error_code e) {
+    EXPECT_FALSE(e);
+    ++done;
+  });
+  EXPECT_EQ(done, 0) << "completed inside the initiating call";
+  ASSERT_TRUE(run_until(loop.context(), [&] { return done == 2; }));
+  EXPECT_EQ(named.value(), 0);
+  EXPECT_EQ(set.value(), 0);
+  EXPECT_EQ(pool_threads(loop), 0u);
+  // With no unit, the wait goes to the pool and completes when one is posted.
+  bool waited = false;
+  named.async_wait([&](error_code e) {
+    EXPECT_FALSE(e);
+    waited = true;
+  });
+  loop.poll();
+  EXPECT_FALSE(waited);
+  named.post();
+  ASSERT_TRUE(run_until(loop.context(), [&] { return waited; }));
+  EXPECT_EQ(pool_threads(loop), 1u);
 }
 
 TEST_F(semaphore_test, bad_names_and_values_are_clear_errors) {

@@ -1,0 +1,210 @@
+// A descriptor on Asio's reactor whose asynchronous operations are "attempts": a
+// non-blocking call (mq_receive, an eventfd read, ...) that is tried at once and then
+// again each time the edge-triggered registration says the descriptor became ready.
+// Internal: message_queue and event_semaphore use it; users never include this header.
+//
+// Why not posix::stream_descriptor::async_wait: Asio re-arms epoll (EPOLL_CTL_MOD) for
+// every wait, one system call per operation (docs/performance.md, finding 3). An attempt
+// is a speculative reactor operation, as a socket's async_read_some is: the descriptor is
+// registered once, edge-triggered, and only when an attempt first has to wait, so a
+// descriptor that never waits (a queue we only send to) never wakes the loop.
+#pragma once
+
+#include <ipckit/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/detail/bind_handler.hpp>
+#include <boost/asio/detail/fenced_block.hpp>
+#include <boost/asio/detail/handler_alloc_helpers.hpp>
+#include <boost/asio/detail/handler_cont_helpers.hpp>
+#include <boost/asio/detail/handler_work.hpp>
+#include <boost/asio/detail/memory.hpp>
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace ipckit::detail {
+
+/// Which readiness an attempt waits for.
+enum class attempt_direction { read, write };
+
+template <class Result>
+struct attempt_signature_of {
+  using type = void(error_code, Result);
+};
+template <>
+struct attempt_signature_of<void> {
+  using type = void(error_code);
+};
+template <class Result>
+using attempt_signature = typename attempt_signature_of<Result>::type;
+
+/// The reactor side of an attempt: `attempt(ec[, result])` returns false when the call
+/// would block (it is tried again at the next edge), true when it is finished, with `ec`
+/// saying how.
+template <class Result, class Attempt>
+class attempt_op_base : public boost::asio::detail::reactor_op {
+ public:
+  attempt_op_base(Attempt attempt, func_type complete)
+      : reactor_op(error_code(), &attempt_op_base::do_perform, complete), attempt_(std::move(attempt)) {}
+
+  static status do_perform(reactor_op* base) {
+    auto* self = static_cast<attempt_op_base*>(base);
+    self->ec_.clear();
+    bool finished;
+    if constexpr (std::is_void_v<Result>) finished = self->attempt_(self->ec_);
+    else finished = self->attempt_(self->ec_, self->result_);
+    if (!finished) self->ec_.clear();  // would_block is not a result
+    return finished ? done : not_done;
+  }
+
+ protected:
+  Attempt attempt_;
+  std::conditional_t<std::is_void_v<Result>, char, Result> result_{};
+};
+
+/// An attempt with its handler (modelled on Asio's descriptor_read_op).
+template <class Result, class Attempt, class Handler, class IoExecutor>
+class attempt_op : public attempt_op_base<Result, Attempt> {
+ public:
+  BOOST_ASIO_DEFINE_HANDLER_PTR(attempt_op);
+
+  attempt_op(Attempt attempt, Handler& handler, const IoExecutor& io_ex)
+      : attempt_op_base<Result, Attempt>(std::move(attempt), &attempt_op::do_complete),
+        handler_(std::move(handler)),
+        work_(handler_, io_ex) {}
+
+  static void do_complete(void* owner, boost::asio::detail::operation* base, const error_code&, std::size_t) {
+    namespace ad = boost::asio::detail;
+    auto* self = static_cast<attempt_op*>(base);
+    ptr p = {ad::addressof(self->handler_), self, self};
+    ad::handler_work<Handler, IoExecutor> work(std::move(self->work_));
+    // The handler is moved out so the operation's memory is freed before the upcall.
+    if constexpr (std::is_void_v<Result>) {
+      ad::binder1<Handler, error_code> handler(self->handler_, self->ec_);
+      p.h = ad::addressof(handler.handler_);
+      p.reset();
+      if (owner) {
+        ad::fenced_block fence(ad::fenced_block::half);
+        work.complete(handler, handler.handler_);
+      }
+    } else {
+      ad::binder2<Handler, error_code, Result> handler(self->handler_, self->ec_, std::move(self->result_));
+      p.h = ad::addressof(handler.handler_);
+      p.reset();
+      if (owner) {
+        ad::fenced_block fence(ad::fenced_block::half);
+        work.complete(handler, handler.handler_);
+      }
+    }
+  }
+
+ private:
+  Handler handler_;
+  boost::asio::detail::handler_work<Handler, IoExecutor> work_;
+};
+
+/// Owns one descriptor and its registration with the loop's reactor.
+///
+/// Thread safety: as an Asio I/O object. Not moved or destroyed while an operation is
+/// pending, and destroyed before its execution context.
+class polled_descriptor {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  explicit polled_descriptor(const executor_type& ex);
+  polled_descriptor(polled_descriptor&& other) noexcept;
+  polled_descriptor& operator=(polled_descriptor&& other) noexcept;
+  polled_descriptor(const polled_descriptor&) = delete;
+  polled_descriptor& operator=(const polled_descriptor&) = delete;
+  ~polled_descriptor();
+
+  executor_type get_executor() const noexcept { return executor_; }
+  /// Takes ownership of `fd` (closing any descriptor held before); it joins the
+  /// reactor only when an attempt first has to wait.
+  void assign(int fd) noexcept;
+  bool is_open() const noexcept { return fd_ >= 0; }
+  int native_handle() const noexcept { return fd_; }
+  /// Aborts pending operations (operation_aborted) and closes the descriptor.
+  void close() noexcept;
+  /// Aborts pending operations (operation_aborted).
+  void cancel() noexcept;
+
+  /// Runs `attempt` now and, while it would block, at each readiness edge; completes
+  /// with void(error_code[, Result]), never inside this call. Cancellation slots of
+  /// every type abort a waiting attempt (an attempt that finished is not undone).
+  template <class Result, class Attempt, class CompletionToken>
+  auto async_attempt(attempt_direction direction, Attempt attempt, CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, attempt_signature<Result>>(
+        [this](auto handler, attempt_direction d, Attempt a) {
+          start<Result>(d, std::move(a), handler);
+        },
+        token, direction, std::move(attempt));
+  }
+
+ private:
+  using reactor = boost::asio::detail::reactor;
+
+  // Per-operation cancellation, as Asio's reactive_descriptor_service does it.
+  class cancellation {
+   public:
+    cancellation(reactor* r, reactor::per_descriptor_data* data, int fd, int op_type)
+        : reactor_(r), data_(data), fd_(fd), op_type_(op_type) {}
+    void operator()(boost::asio::cancellation_type_t type) {
+      using boost::asio::cancellation_type;
+      if (!!(type & (cancellation_type::terminal | cancellation_type::partial | cancellation_type::total)))
+        reactor_->cancel_ops_by_key(fd_, *data_, op_type_, this);
+    }
+
+   private:
+    reactor* reactor_;
+    reactor::per_descriptor_data* data_;
+    int fd_;
+    int op_type_;
+  };
+
+  template <class Result, class Attempt, class Handler>
+  void start(attempt_direction direction, Attempt attempt, Handler& handler) {
+    namespace ad = boost::asio::detail;
+    using op = attempt_op<Result, Attempt, Handler, executor_type>;
+    const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    typename op::ptr p = {ad::addressof(handler), op::ptr::allocate(handler), nullptr};
+    p.p = new (p.v) op(std::move(attempt), handler, executor_);
+    const int op_type = direction == attempt_direction::read ? reactor::read_op : reactor::write_op;
+    // The first attempt of an unregistered descriptor runs here (a closed one's attempt
+    // reports its own error, such as errc::closed). If it would block, the descriptor is
+    // registered now; the registration reports the current readiness, so nothing that
+    // arrived since the attempt is missed, and the reactor tries again at once.
+    if (!data_ && p.p->perform() == reactor_op_status::not_done) {
+      if (fd_ < 0) p.p->ec_ = boost::asio::error::bad_descriptor;
+      else enroll(p.p->ec_);
+    }
+    if (p.p->ec_ || !data_) {
+      reactor_->post_immediate_completion(p.p, is_continuation);
+      p.v = p.p = nullptr;
+      return;
+    }
+    if (slot.is_connected())
+      p.p->cancellation_key_ = &slot.template emplace<cancellation>(reactor_, &data_, fd_, op_type);
+    reactor_->start_op(op_type, fd_, data_, p.p, is_continuation, true);
+    p.v = p.p = nullptr;
+  }
+
+  using reactor_op_status = boost::asio::detail::reactor_op::status;
+
+  // Registers fd_ with the reactor (edge-triggered, as Asio registers every descriptor).
+  void enroll(error_code& ec) noexcept;
+
+  executor_type executor_;
+  reactor* reactor_;
+  int fd_ = -1;
+  reactor::per_descriptor_data data_ = nullptr;
+};
+
+}  // namespace ipckit::detail
