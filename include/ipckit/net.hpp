@@ -193,11 +193,15 @@ class conn {
   address local_address() const;
   address remote_address() const;
 
+  /// Blocking: on a descriptor still in blocking mode (docs/net.md) one recv that waits
+  /// in the kernel; with a deadline, recv with MSG_DONTWAIT and poll, which leaves the
+  /// descriptor's mode alone.
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
     if (read_deadline_ == steady_time{})
       return detail::retry_interrupted(ec, [&] { return socket_.read_some(buffers, ec); });
-    return io_until(read_deadline_, POLLIN, ec, [&](error_code& e) { return socket_.read_some(buffers, e); });
+    return detail::transfer_until(socket_.native_handle(), false, detail::socket_iovecs(buffers),
+                                  stream_, read_deadline_, ec);
   }
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& buffers) {
@@ -210,7 +214,8 @@ class conn {
   std::size_t write_some(const ConstBuffers& buffers, error_code& ec) {
     if (write_deadline_ == steady_time{})
       return detail::retry_interrupted(ec, [&] { return socket_.write_some(buffers, ec); });
-    return io_until(write_deadline_, POLLOUT, ec, [&](error_code& e) { return socket_.write_some(buffers, e); });
+    return detail::transfer_until(socket_.native_handle(), true, detail::socket_iovecs(buffers),
+                                  stream_, write_deadline_, ec);
   }
   template <class ConstBuffers>
   std::size_t write_some(const ConstBuffers& buffers) {
@@ -260,7 +265,8 @@ class conn {
   void cancel();
   void close(error_code& ec);
   void close();
-  /// Gives up the descriptor without closing it.
+  /// Gives up the descriptor without closing it, in the mode it came in: O_NONBLOCK set
+  /// by an async operation is cleared again (docs/net.md).
   unique_fd release();
 
   // Unix extras (unix.cpp). Blocking calls: they wait for the socket, not for the loop.
@@ -282,31 +288,13 @@ class conn {
  private:
   friend struct detail::conn_access;
   [[noreturn]] void fail(const char* op, const error_code& ec) const;
-  // One blocking read or write bounded by `deadline`: waits with poll, then does the
-  // I/O non-blocking (an adopted blocking fd must not block past the deadline either).
-  // The descriptor's own O_NONBLOCK is left as it was found.
-  template <class Io>
-  std::size_t io_until(steady_time deadline, short events, error_code& ec, Io io) {
-    const bool was_non_blocking = socket_.non_blocking();
-    const int fd_flags = was_non_blocking ? 0 : detail::file_status_flags(socket_.native_handle());
-    if (!was_non_blocking && (socket_.non_blocking(true, ec), ec)) return 0;
-    std::size_t n = 0;
-    while (detail::wait_ready_until(socket_.native_handle(), events, deadline, ec)) {
-      n = io(ec);
-      if (ec != boost::asio::error::would_block) break;
-    }
-    if (!was_non_blocking) {
-      error_code ignored;
-      socket_.non_blocking(false, ignored);
-      detail::restore_file_status_flags(socket_.native_handle(), fd_flags);
-    }
-    return n;
-  }
   socket_type socket_;
   std::string network_;
   address dialed_;  ///< the address dialed: raw sockets have no getpeername
   steady_time read_deadline_{};
   steady_time write_deadline_{};
+  bool stream_ = false;             ///< Asio's view: 0-byte reads are EOF (stream, seqpacket)
+  bool came_non_blocking_ = false;  ///< O_NONBLOCK was set when this conn got the fd
 };
 
 /// What listen_packet returns: Go's net.PacketConn (UDPConn, UnixConn on unixgram, IPConn).
@@ -351,6 +339,7 @@ class packet_conn {
   void cancel();
   void close(error_code& ec);
   void close();
+  /// Gives up the descriptor without closing it, in the mode it came in (as conn's).
   unique_fd release();
 
  private:
@@ -379,6 +368,7 @@ class packet_conn {
   socket_type socket_;
   std::string network_;
   endpoint_type sender_;
+  bool came_non_blocking_ = false;
 };
 
 // ---- dialing (dial.cpp, happy_eyeballs.cpp) --------------------------------------------------

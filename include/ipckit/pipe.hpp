@@ -2,8 +2,9 @@
 //
 // pipe_reader and pipe_writer model Asio's SyncReadStream/AsyncReadStream and
 // SyncWriteStream/AsyncWriteStream, so boost::asio::read/write/async_read work on them.
-// Every descriptor is close-on-exec and non-blocking; a write to a pipe whose reader is
-// gone fails with broken_pipe and never raises SIGPIPE.
+// Every descriptor is close-on-exec and starts in blocking mode until an async call or a
+// deadline sets O_NONBLOCK (docs/pipe.md); a write to a pipe whose reader is gone fails
+// with broken_pipe and never raises SIGPIPE.
 //
 // Thread safety: as Asio's I/O objects. One read (or one write) at a time per object;
 // the object must outlive its pending operations.

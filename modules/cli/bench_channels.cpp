@@ -139,12 +139,12 @@ made_fds make_stream_pair(const channel& ch, way w, context& ctx, event_loop& lo
   return {dialed, dialed, accepted, accepted};
 }
 
-// Two UDP sockets on loopback connected to each other; non-blocking for the ipckit ways
-// as ipckit's own sockets are.
-made_fds make_udp_pair(const channel& ch, way w) {
+// Two UDP sockets on loopback connected to each other; blocking, as listen_packet makes
+// them (ipckit's async way switches its own on).
+made_fds make_udp_pair(const channel& ch, way) {
   const bool v6 = ch.network.ends_with('6');
   const int family = v6 ? AF_INET6 : AF_INET;
-  const int type = SOCK_DGRAM | SOCK_CLOEXEC | (is_ipckit(w) ? SOCK_NONBLOCK : 0);
+  const int type = SOCK_DGRAM | SOCK_CLOEXEC;
   int fds[2];
   sockaddr_storage addresses[2]{};
   socklen_t sizes[2]{};
@@ -166,7 +166,7 @@ made_fds make_fds(const channel& ch, way w, context& ctx, event_loop& loop) {
   if (ch.network.starts_with("udp")) return make_udp_pair(ch, w);
   if (ch.network == "unixgram" && is_ipckit(w)) {  // no listen for unixgram: a pair, as ipckit makes sockets
     int pair[2];
-    checked(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair), "socketpair");
+    checked(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair), "socketpair");
     return {pair[0], pair[0], pair[1], pair[1]};
   }
   return make_stream_pair(ch, w, ctx, loop);

@@ -16,6 +16,7 @@ stdin_reader::stdin_reader(const net::executor_type& ex) : executor_(ex) {
   if (::fstat(0, &st) != 0 || S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && !::isatty(0))) return;
   const int fd = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return;
+  came_non_blocking_ = (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
   error_code ec;
   pollable_.emplace(ex);
   pollable_->assign(fd, ec);
@@ -23,6 +24,13 @@ stdin_reader::stdin_reader(const net::executor_type& ex) : executor_(ex) {
     ::close(fd);
     pollable_.reset();
   }
+}
+
+stdin_reader::~stdin_reader() {
+  if (!pollable_ || !pollable_->is_open() || came_non_blocking_ || !pollable_->native_non_blocking())
+    return;
+  error_code ignored;
+  pollable_->native_non_blocking(false, ignored);
 }
 
 void stdin_reader::async_read(boost::asio::mutable_buffer buffer,

@@ -22,11 +22,17 @@ namespace ipckit::cli {
 class stdin_reader {
  public:
   explicit stdin_reader(const net::executor_type& ex);
+  /// Puts back stdin's blocking mode: the loop's reads set O_NONBLOCK on the open file
+  /// description, which the shell and the other processes of the terminal share.
+  ~stdin_reader();
+  stdin_reader(const stdin_reader&) = delete;
+  stdin_reader& operator=(const stdin_reader&) = delete;
   void async_read(boost::asio::mutable_buffer buffer, std::function<void(error_code, std::size_t)> done);
 
  private:
   net::executor_type executor_;
   std::optional<boost::asio::posix::stream_descriptor> pollable_;
+  bool came_non_blocking_ = false;
 };
 
 /// Writes all of `data` to stdout (blocking: stdout is the user's terminal or pipe).

@@ -165,9 +165,10 @@ std::string address_network_of(const network& n) {
   return n.socket_type == SOCK_STREAM ? "tcp" : "udp";
 }
 
-unique_fd open_socket(const network& n, int family, error_code& ec) {
+unique_fd open_socket(const network& n, int family, bool non_blocking, error_code& ec) {
   ec.clear();
-  unique_fd fd(::socket(family, n.socket_type | SOCK_CLOEXEC | SOCK_NONBLOCK, n.protocol));
+  unique_fd fd(::socket(family, n.socket_type | SOCK_CLOEXEC | (non_blocking ? SOCK_NONBLOCK : 0),
+                        n.protocol));
   if (!fd) ec = last_error();
   return fd;
 }

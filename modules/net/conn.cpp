@@ -37,6 +37,17 @@ std::string address_network(std::string_view net) {
   return ec ? std::string(net) : detail::address_network_of(n);
 }
 
+bool has_non_blocking_flag(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+// Puts back blocking mode on a socket that came in blocking, if Asio's first async
+// operation switched it (Asio keeps that switch in its internal flag).
+template <class Socket>
+void restore_mode(Socket& socket, bool came_non_blocking) {
+  if (came_non_blocking || !socket.native_non_blocking()) return;
+  error_code ignored;
+  socket.native_non_blocking(false, ignored);
+}
+
 address name_of(int fd, std::string_view net, bool peer) {
   address a(net, nullptr, 0);
   socklen_t size = address::capacity();
@@ -53,16 +64,23 @@ conn::conn(const executor_type& ex) : socket_(ex) {}
 conn::conn(const executor_type& ex, std::string_view net, unique_fd fd, error_code& ec)
     : socket_(ex), network_(net) {
   const int raw = fd.get();
-  socket_.assign(conn_protocol_of(raw), raw, ec);
-  if (!ec) fd.release();
+  const auto protocol = conn_protocol_of(raw);
+  socket_.assign(protocol, raw, ec);
+  if (ec) return;
+  fd.release();
+  stream_ = protocol.type() == SOCK_STREAM;
+  came_non_blocking_ = has_non_blocking_flag(raw);
 }
 
 conn::conn(const executor_type& ex, std::string_view net, unique_fd fd) : socket_(ex), network_(net) {
   error_code ec;
   const int raw = fd.get();
-  socket_.assign(conn_protocol_of(raw), raw, ec);
+  const auto protocol = conn_protocol_of(raw);
+  socket_.assign(protocol, raw, ec);
   if (ec) detail::throw_op(ec, {"assign", std::string(net), "", "", ""});
   fd.release();
+  stream_ = protocol.type() == SOCK_STREAM;
+  came_non_blocking_ = has_non_blocking_flag(raw);
 }
 
 address conn::local_address() const {
@@ -102,6 +120,7 @@ void conn::close() {
 
 unique_fd conn::release() {
   if (!socket_.is_open()) return {};
+  restore_mode(socket_, came_non_blocking_);
   error_code ec;
   return unique_fd(socket_.release(ec));
 }
@@ -117,6 +136,7 @@ packet_conn::packet_conn(const executor_type& ex, std::string_view net, unique_f
   socket_.assign(protocol_of(raw), raw, ec);
   if (ec) detail::throw_op(ec, {"assign", std::string(net), "", "", ""});
   fd.release();
+  came_non_blocking_ = has_non_blocking_flag(raw);
 }
 
 std::string packet_conn::address_network() const { return net::address_network(network_); }
@@ -175,6 +195,7 @@ void packet_conn::close() {
 
 unique_fd packet_conn::release() {
   if (!socket_.is_open()) return {};
+  restore_mode(socket_, came_non_blocking_);
   error_code ec;
   return unique_fd(socket_.release(ec));
 }
@@ -203,10 +224,35 @@ bool wait_ready_until(int fd, short events, steady_time deadline, error_code& ec
   }
 }
 
-int file_status_flags(int fd) noexcept { return ::fcntl(fd, F_GETFL); }
-
-void restore_file_status_flags(int fd, int flags) noexcept {
-  if (flags >= 0 && ::fcntl(fd, F_GETFL) != flags) ::fcntl(fd, F_SETFL, flags);
+std::size_t transfer_until(int fd, bool write, const socket_iovecs& buffers, bool stream,
+                           steady_time deadline, error_code& ec) {
+  ec.clear();
+  if (fd < 0) {
+    ec = boost::asio::error::bad_descriptor;
+    return 0;
+  }
+  if (deadline <= std::chrono::steady_clock::now()) {
+    ec = ipckit::errc::timeout;  // Go: a call after its deadline fails, data or not
+    return 0;
+  }
+  if (stream && buffers.total == 0) return 0;
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(buffers.iov.data());
+  msg.msg_iovlen = static_cast<std::size_t>(buffers.count);
+  for (;;) {
+    const ssize_t n = write ? ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+                            : ::recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n >= 0) {
+      if (n == 0 && !write && stream) ec = boost::asio::error::eof;
+      return static_cast<std::size_t>(n);
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      ec = last_error();
+      return 0;
+    }
+    if (!wait_ready_until(fd, write ? POLLOUT : POLLIN, deadline, ec)) return 0;
+  }
 }
 
 }  // namespace detail

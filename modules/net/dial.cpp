@@ -10,6 +10,8 @@
 
 #include <array>
 
+#include <sys/ioctl.h>
+
 namespace ipckit::net::detail {
 
 struct conn_access {
@@ -77,6 +79,12 @@ void dial_state::finish(error_code ec, error_context where, unique_fd fd, const 
     if (r.pending) r.pending->close(ignored);  // the losers are closed
   last_where = std::move(where);
   conn c(ex);
+  // The connect was non-blocking; the conn starts blocking, as every conn does (docs/net.md).
+  int blocking = 0;
+  if (!ec && ::ioctl(fd.get(), FIONBIO, &blocking) != 0) {
+    ec = last_error();
+    last_where = {"dial", net_text, "", to.to_string(), "ioctl"};
+  }
   if (!ec) {
     c = conn(ex, net_text, std::move(fd), ec);
     conn_access::set_dialed(c, to);
@@ -195,7 +203,7 @@ void dial_state::try_next(std::size_t i) {
     error_context where{"dial", net_text, local.empty() ? "" : local.to_string(), target_text,
                         ""};
     error_code ec;
-    unique_fd fd = open_socket(net, target.family(), ec);
+    unique_fd fd = open_socket(net, target.family(), true, ec);
     if (ec) {
       where.syscall = "socket";
       if (ec.value() == EPERM && net.is_ip()) where.syscall = "socket (raw sockets need CAP_NET_RAW)";

@@ -93,12 +93,12 @@ bound bind_socket(std::string_view net_text, std::string_view text, bool stream,
     if (ec) return out;
   }
   int family = local.family();
-  out.fd = detail::open_socket(out.net, family, ec);
+  out.fd = detail::open_socket(out.net, family, stream, ec);
   if (ec && family == AF_INET6 && out.net.family == AF_UNSPEC && (ec.value() == EAFNOSUPPORT)) {
     // No IPv6 on this host: the dual-stack wildcard becomes IPv4's.
     local = detail::any_address(local.network(), AF_INET, local.port());
     family = AF_INET;
-    out.fd = detail::open_socket(out.net, family, ec);
+    out.fd = detail::open_socket(out.net, family, stream, ec);
   }
   if (ec) {
     where.syscall = "socket";
@@ -195,7 +195,8 @@ bool listener::try_accept(conn& out, error_code& ec) {
   // readiness again (which is immediate), so other handlers run in between.
   constexpr int refusals_per_call = 64;
   for (int refused = 0;;) {
-    const int fd = ::accept4(socket_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    // Blocking, as every conn starts (docs/net.md); the listener itself is non-blocking.
+    const int fd = ::accept4(socket_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd >= 0) {
       if (!admit(fd)) {
         ::close(fd);

@@ -45,8 +45,9 @@ bool family_fits(int family, const address& a);
 /// The network name addresses of `n` carry: "tcp", "udp", "ip", "unix", "unixgram" …
 std::string address_network_of(const network& n);
 
-/// A socket for `n` in `family`, close-on-exec and non-blocking.
-unique_fd open_socket(const network& n, int family, error_code& ec);
+/// A socket for `n` in `family`, close-on-exec; non-blocking only when asked (a dial's
+/// connect, a listener): the sockets handed to users start blocking (docs/net.md).
+unique_fd open_socket(const network& n, int family, bool non_blocking, error_code& ec);
 
 /// getaddrinfo, blocking: the addresses of `host` for network `n`, filtered by family.
 std::vector<address> lookup_host(const network& n, std::string_view host, int port,

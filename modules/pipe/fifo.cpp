@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,7 +17,9 @@ namespace pipe_internal {
 
 namespace {
 
-// Opens the path with `flags` (never blocking: O_NONBLOCK) and makes sure it is a FIFO.
+// Opens the path with `flags` and makes sure it is a FIFO. The open itself never waits
+// (O_NONBLOCK); the descriptor is then put in blocking mode, as every descriptor ipckit
+// makes starts (docs/pipe.md).
 unique_fd open_fifo_fd(const std::filesystem::path& path, int flags, error_code& ec) {
   ec.clear();
   unique_fd fd(::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
@@ -31,6 +34,11 @@ unique_fd open_fifo_fd(const std::filesystem::path& path, int flags, error_code&
   }
   if (!S_ISFIFO(st.st_mode)) {
     ec = pipe::errc::not_a_fifo;
+    return unique_fd();
+  }
+  int blocking = 0;
+  if (::ioctl(fd.get(), FIONBIO, &blocking) != 0) {
+    ec = last_error();
     return unique_fd();
   }
   return fd;

@@ -37,7 +37,7 @@ pipe_pair make_pipe_sized(const boost::asio::any_io_executor& ex, std::size_t si
   ec.clear();
   pipe_pair pair{pipe_reader(ex), pipe_writer(ex)};
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+  if (::pipe2(fds, O_CLOEXEC) != 0) {  // blocking until an async call needs otherwise
     ec = last_error();
     return pair;
   }

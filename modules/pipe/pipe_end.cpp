@@ -29,27 +29,39 @@ long write_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept {
   return n;
 }
 
-namespace {
-
-void make_non_blocking(int fd, error_code& ec) {
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) ec = last_error();
-}
-
-}  // namespace
-
 pipe_end::pipe_end(const executor_type& ex, unique_fd fd) : descriptor_(ex), timer_(ex) {
   assign(std::move(fd));
 }
 
-pipe_end::~pipe_end() = default;
+pipe_end& pipe_end::operator=(pipe_end&& other) noexcept {
+  if (this != &other) {
+    restore_mode();
+    descriptor_ = std::move(other.descriptor_);
+    timer_ = std::move(other.timer_);
+    deadline_ = other.deadline_;
+    wait_first_ = other.wait_first_;
+    came_non_blocking_ = other.came_non_blocking_;
+    held_ = std::move(other.held_);
+  }
+  return *this;
+}
+
+pipe_end::~pipe_end() { restore_mode(); }
 
 void pipe_end::assign(unique_fd fd, error_code& ec) {
   ec.clear();
-  make_non_blocking(fd.get(), ec);
-  if (ec) return;
-  if (descriptor_.is_open()) descriptor_.close(ec);
+  // The mode stays as it came (docs/pipe.md); it is only read, to be put back later.
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0) {
+    ec = last_error();
+    return;
+  }
+  if (descriptor_.is_open()) {
+    restore_mode();
+    descriptor_.close(ec);
+  }
   descriptor_.assign(fd.release(), ec);
+  came_non_blocking_ = (flags & O_NONBLOCK) != 0;
 }
 
 void pipe_end::assign(unique_fd fd) {
@@ -59,15 +71,28 @@ void pipe_end::assign(unique_fd fd) {
   if (ec) throw_error(ec, {"assign", "pipe", "", "fd " + std::to_string(raw), ""});
 }
 
+void pipe_end::ensure_non_blocking(error_code& ec) {
+  // Asio keeps the same flag for its own async operations, so it never sets it again.
+  if (!descriptor_.native_non_blocking()) descriptor_.native_non_blocking(true, ec);
+}
+
+void pipe_end::restore_mode() noexcept {
+  if (!descriptor_.is_open() || came_non_blocking_ || !descriptor_.native_non_blocking()) return;
+  error_code ignored;
+  descriptor_.native_non_blocking(false, ignored);
+}
+
 unique_fd pipe_end::release() {
   held_.reset();
   if (!descriptor_.is_open()) return unique_fd();
+  restore_mode();
   return unique_fd(descriptor_.release());
 }
 
 void pipe_end::close(error_code& ec) {
   ec.clear();
   held_.reset();
+  restore_mode();
   if (descriptor_.is_open()) descriptor_.close(ec);
   timer_.cancel();
 }
@@ -121,9 +146,16 @@ std::size_t pipe_end::try_io(const iovec_array& iov, bool write, error_code& ec)
   for (;;) {
     const long n = write ? write_without_sigpipe(fd, iov.iov.data(), iov.count)
                          : ::readv(fd, iov.iov.data(), iov.count);
-    if (n > 0) return static_cast<std::size_t>(n);
+    if (n > 0) {
+      // A writer has come: from now on a read that finds none is EOF (docs/pipe.md).
+      if (!write) wait_first_ = false;
+      return static_cast<std::size_t>(n);
+    }
     if (n == 0) {
-      if (!write) ec = boost::asio::error::eof;
+      if (!write) {
+        ec = boost::asio::error::eof;
+        wait_first_ = false;
+      }
       return 0;
     }
     if (errno == EINTR) continue;
@@ -143,6 +175,11 @@ std::size_t pipe_end::io(const iovec_array& iov, bool write, error_code& ec) {
     return 0;
   }
   if (iov.total == 0) return 0;
+  if (deadline_) {
+    // A blocking read or write could outlast the deadline: poll, then try without waiting.
+    ensure_non_blocking(ec);
+    if (ec) return 0;
+  }
   bool wait = wait_first_ && !write;
   for (;;) {
     if (!wait) {

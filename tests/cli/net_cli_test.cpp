@@ -135,6 +135,29 @@ TEST_F(cli_net, dial_half_closes_at_stdin_eof_and_still_reads_the_reply) {
   EXPECT_EQ(server.wait(), 0);
 }
 
+// stdin's open file description is shared with the shell and whatever runs after the
+// command: dial reads it on the loop (O_NONBLOCK) and must leave it blocking again.
+TEST_F(cli_net, dial_leaves_a_shared_stdin_blocking_when_it_is_done) {
+  const std::string path = (dir() / "shared.sock").string();
+  peer_process server({"python3", "-c",
+                       "import socket,sys\n"
+                       "l=socket.socket(socket.AF_UNIX); l.bind(sys.argv[1]); l.listen()\n"
+                       "print('ready', flush=True)\n"
+                       "c,_=l.accept()\n"
+                       "while c.recv(4096): pass\n"
+                       "c.close()\n",
+                       path});
+  ASSERT_EQ(server.read_line(), "ready");
+  auto shell = run_process({"sh", "-c",
+                            "\"$0\" dial unix \"$1\" && "
+                            "python3 -c 'import os; print(\"stdin blocking:\", os.get_blocking(0))'",
+                            cli_path(), path},
+                           "hello\n", 20s);
+  EXPECT_EQ(shell.exit_code, 0) << shell.err;
+  EXPECT_EQ(shell.out, "stdin blocking: True\n");
+  EXPECT_EQ(server.wait(), 0);
+}
+
 // On a packet network each stdin line is one datagram (without its newline) and each
 // datagram received is printed as one line.
 TEST_F(cli_net, dial_sends_one_datagram_per_line_and_prints_one_line_per_datagram) {

@@ -67,15 +67,18 @@ TEST_F(deadline_test, a_blocking_read_past_its_deadline_is_i_o_timeout_on_every_
   }
 }
 
-// Reading under a deadline switches the socket to non-blocking for the call only: the
-// descriptor's own O_NONBLOCK (set by dial, clear on an adopted blocking fd) is kept.
+// A deadline needs no O_NONBLOCK on a socket (MSG_DONTWAIT and poll): the descriptor's
+// mode is left as it was, blocking (a dialed conn, an adopted blocking fd) or not.
 TEST_F(deadline_test, a_deadline_leaves_the_descriptor_flags_as_they_were) {
   auto [c, other] = pair_on("unix");
   int pair[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
   net::conn blocking(ex, "unix", ipckit::unique_fd(pair[0]));
   ipckit::unique_fd blocking_peer(pair[1]);
-  for (net::conn* conn : {&c, &blocking}) {
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair), 0);
+  net::conn non_blocking(ex, "unix", ipckit::unique_fd(pair[0]));
+  ipckit::unique_fd non_blocking_peer(pair[1]);
+  for (net::conn* conn : {&c, &blocking, &non_blocking}) {
     const int before = ::fcntl(conn->native_handle(), F_GETFL);
     conn->set_read_deadline(clock_type::now() + 20ms);
     char buf[4];
@@ -84,8 +87,9 @@ TEST_F(deadline_test, a_deadline_leaves_the_descriptor_flags_as_they_were) {
     EXPECT_EQ(ec, ipckit::errc::timeout);
     EXPECT_EQ(::fcntl(conn->native_handle(), F_GETFL), before);
   }
-  EXPECT_NE(::fcntl(c.native_handle(), F_GETFL) & O_NONBLOCK, 0) << "dial makes it non-blocking";
+  EXPECT_EQ(::fcntl(c.native_handle(), F_GETFL) & O_NONBLOCK, 0) << "a dialed conn starts blocking";
   EXPECT_EQ(::fcntl(blocking.native_handle(), F_GETFL) & O_NONBLOCK, 0) << "adopted as blocking";
+  EXPECT_NE(::fcntl(non_blocking.native_handle(), F_GETFL) & O_NONBLOCK, 0) << "adopted as non-blocking";
 }
 
 TEST_F(deadline_test, the_thrown_form_reads_as_gos) {

@@ -14,11 +14,15 @@
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/uio.h>
+
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -107,9 +111,32 @@ void start_with_deadline(const boost::asio::any_io_executor& io_executor,
 /// POLLOUT) or the deadline passes (errc::timeout). False with `ec` set on failure.
 bool wait_ready_until(int fd, short events, std::chrono::steady_clock::time_point deadline,
                       error_code& ec);
-/// fcntl(F_GETFL), and F_SETFL back when it changed: Asio's non_blocking(false) clears
-/// O_NONBLOCK on a socket it did not know was non-blocking.
-int file_status_flags(int fd) noexcept;
-void restore_file_status_flags(int fd, int flags) noexcept;
+
+/// Up to 64 buffers of an Asio buffer sequence as iovecs (Asio's own limit per call).
+struct socket_iovecs {
+  static constexpr int max = 64;
+  std::array<::iovec, max> iov{};
+  int count = 0;
+  std::size_t total = 0;
+
+  template <class Buffers>
+  explicit socket_iovecs(const Buffers& buffers) {
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers) && count < max; ++it) {
+      auto b = boost::asio::buffer(*it);
+      iov[static_cast<std::size_t>(count++)] = {
+          const_cast<void*>(static_cast<const void*>(b.data())), b.size()};
+      total += b.size();
+    }
+  }
+};
+
+/// A blocking read or write bounded by `deadline`, as Asio's socket read_some/write_some
+/// behave (a 0-byte read or write on a stream is a no-op, 0 bytes read on one is EOF;
+/// writes never raise SIGPIPE), but each attempt is recvmsg/sendmsg with MSG_DONTWAIT
+/// and waiting is poll: so a deadline works on a descriptor in blocking mode without
+/// changing its O_NONBLOCK. A deadline already past fails at once (errc::timeout).
+std::size_t transfer_until(int fd, bool write, const socket_iovecs& buffers, bool stream,
+                           std::chrono::steady_clock::time_point deadline, error_code& ec);
 
 }  // namespace ipckit::net::detail

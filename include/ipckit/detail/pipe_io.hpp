@@ -60,18 +60,22 @@ class pipe_end {
   explicit pipe_end(const executor_type& ex) : descriptor_(ex), timer_(ex) {}
   pipe_end(const executor_type& ex, unique_fd fd);
   pipe_end(pipe_end&&) noexcept = default;
-  pipe_end& operator=(pipe_end&&) noexcept = default;
+  pipe_end& operator=(pipe_end&& other) noexcept;
   ~pipe_end();
 
   executor_type get_executor() noexcept { return descriptor_.get_executor(); }
   bool is_open() const noexcept { return descriptor_.is_open(); }
   int native_handle() noexcept { return descriptor_.native_handle(); }
 
-  /// Takes ownership of `fd` (made non-blocking).
+  /// Takes ownership of `fd`, leaving its O_NONBLOCK as it is (docs/pipe.md, "Blocking
+  /// and non-blocking mode").
   void assign(unique_fd fd, error_code& ec);
   void assign(unique_fd fd);
-  /// Gives the descriptor back (still non-blocking and close-on-exec).
+  /// Gives the descriptor back in the mode it had when this object got it: O_NONBLOCK
+  /// set by an async operation or a deadline is cleared again.
   unique_fd release();
+  /// Closes the descriptor, first putting back its mode as release() does (the open file
+  /// description may be shared with another process).
   void close(error_code& ec);
   void close();
   /// Cancels pending asynchronous operations (they complete with operation_aborted).
@@ -104,13 +108,20 @@ class pipe_end {
   template <class Buffers>
   friend struct pipe_io_op;
 
-  // One non-blocking attempt: bytes moved, or ec (would_block when it must wait).
+  // One attempt: bytes moved, or ec (would_block when it must wait). It waits in the
+  // kernel only while the descriptor is still in blocking mode.
   std::size_t try_io(const iovec_array& iov, bool write, error_code& ec) noexcept;
+  // Sets O_NONBLOCK once (an async operation or a deadline needs it); it stays set until
+  // release() or close() put back the mode the descriptor came in.
+  void ensure_non_blocking(error_code& ec);
+  // Clears O_NONBLOCK again if this object set it.
+  void restore_mode() noexcept;
 
   boost::asio::posix::stream_descriptor descriptor_;
   boost::asio::steady_timer timer_;
   std::optional<clock::time_point> deadline_;
   bool wait_first_ = false;
+  bool came_non_blocking_ = false;  ///< O_NONBLOCK was already set when assigned
   unique_fd held_;
 };
 
@@ -134,6 +145,11 @@ struct pipe_io_op {
     }
     // starting: the first attempt must not complete inside the initiating call.
     state = finished;
+    if (end->descriptor_.is_open()) {
+      // The loop thread must never wait in a read or write.
+      end->ensure_non_blocking(result_ec);
+      if (result_ec) return boost::asio::post(end->descriptor_.get_executor(), std::move(self));
+    }
     if constexpr (boost::asio::is_mutable_buffer_sequence<Buffers>::value) {
       if (!write && !end->deadline_ && !end->wait_first_ && end->descriptor_.is_open()) {
         // A plain read: Asio's own read tries at once and waits without re-arming epoll
