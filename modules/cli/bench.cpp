@@ -2,11 +2,14 @@
 
 #include "command.hpp"
 
+#include <ipckit/signal.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <fcntl.h>
 #include <fstream>
 #include <iomanip>
@@ -155,6 +158,9 @@ int run_child(std::span<const std::string> args) {
 }
 
 int run_bench(std::span<const std::string> args) {
+  // As a Go program (and most daemons) runs: SIGPIPE ignored, through ipckit so that pipe
+  // writes know it and skip their per-write SIGPIPE mask (docs/pipe.md).
+  signal::ignore({SIGPIPE});
   if (!args.empty() && args[0] == "--child") return run_child(args.subspan(1));
   static constexpr flag_spec flags[] = {{"json", false},      {"only", true},   {"pin", true},
                                         {"iterations", true}, {"quick", false}, {"bytes", true},

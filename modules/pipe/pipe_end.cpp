@@ -1,6 +1,8 @@
 // The shared read/write machinery of pipe_reader and pipe_writer.
 #include <ipckit/pipe.hpp>
 
+#include <ipckit/detail/sigpipe.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 namespace ipckit::detail {
 
 long write_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept {
+  if (sigpipe_ignored()) return ::writev(fd, iov, count);  // EPIPE is all a write can get
   sigset_t pipe_only, old;
   sigemptyset(&pipe_only);
   sigaddset(&pipe_only, SIGPIPE);

@@ -3,6 +3,7 @@
 #include "registry.hpp"
 
 #include <ipckit/detail/blocking_call.hpp>
+#include <ipckit/detail/sigpipe.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -81,6 +82,15 @@ void send_again(const info& delivery) {
   if (delivery.number == SIGCHLD) raw.si_status = delivery.status;
   else if (delivery.value) raw.si_value.sival_int = *delivery.value;
   ::syscall(SYS_rt_sigqueueinfo, ::getpid(), delivery.number, &raw);
+}
+
+// After every disposition change the registry makes: pipe writes skip their SIGPIPE
+// mask only while SIGPIPE is ignored (a notifier of SIGPIPE must still get them).
+void note_disposition(int number) {
+  if (number != SIGPIPE) return;
+  struct sigaction now {};
+  ::sigaction(SIGPIPE, nullptr, &now);
+  ipckit::detail::set_sigpipe_ignored(!(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_IGN);
 }
 
 sigset_t just(int number) {
@@ -200,6 +210,7 @@ struct registry::impl {
       if (!(before.sa_flags & SA_SIGINFO) && before.sa_handler == SIG_IGN) ours.sa_flags |= SA_NOCLDWAIT;
     }
     ::sigaction(number, &ours, nullptr);
+    note_disposition(number);
     previous[number] = before;
     sigaddset(&active, number);
     update_mask();
@@ -211,6 +222,7 @@ struct registry::impl {
     sigdelset(&active, number);
     update_mask();
     if (restore_previous && previous[number]) ::sigaction(number, &*previous[number], nullptr);
+    note_disposition(number);
     previous[number].reset();
     unblock_here(number);
   }
@@ -357,6 +369,7 @@ void registry::ignore(const std::vector<int>& signals, error_code& ec) {
     impl_->remember_original(number);
     impl_->drop_everywhere(number);
     ::sigaction(number, &ignore_it, nullptr);
+    note_disposition(number);
     impl_->unblock_here(number);
   }
   impl_->reconcile();
@@ -377,6 +390,7 @@ void registry::reset(const std::vector<int>& signals, error_code& ec) {
   for (int number : chosen) {
     impl_->drop_everywhere(number);
     if (impl_->original[number]) ::sigaction(number, &*impl_->original[number], nullptr);
+    note_disposition(number);
     impl_->unblock_here(number);
   }
   impl_->reconcile();

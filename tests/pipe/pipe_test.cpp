@@ -3,6 +3,8 @@
 #include "test_support.hpp"
 
 #include <ipckit/event_loop.hpp>
+#include <ipckit/signal.hpp>
+#include <ipckit/detail/sigpipe.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -102,6 +104,30 @@ TEST(pipe, write_to_a_closed_reader_is_broken_pipe_not_sigpipe) {
   } catch (const ipckit::system_error& e) {
     EXPECT_NE(std::string(e.what()).find("broken pipe"), std::string::npos) << e.what();
   }
+}
+
+// With SIGPIPE ignored through the signal module a write skips its SIGPIPE mask (one
+// system call); a notifier of SIGPIPE brings the mask back, so the notifier still sees it.
+TEST(pipe, sigpipe_ignored_through_the_signal_module_drops_the_mask_and_still_gives_epipe) {
+  boost::asio::io_context io;
+  auto [reader, writer] = ipckit::make_pipe(io.get_executor());
+  reader.close();
+  ipckit::signal::ignore({SIGPIPE});
+  EXPECT_TRUE(ipckit::detail::sigpipe_ignored());
+  error_code ec;
+  writer.write_some(boost::asio::buffer("x", 1), ec);
+  EXPECT_EQ(ec, boost::asio::error::broken_pipe);
+  {
+    ipckit::signal::notifier wants_sigpipe(io.get_executor(), {SIGPIPE});
+    EXPECT_FALSE(ipckit::detail::sigpipe_ignored()) << "a notifier's SIGPIPE would be discarded";
+    writer.write_some(boost::asio::buffer("x", 1), ec);
+    EXPECT_EQ(ec, boost::asio::error::broken_pipe);
+  }
+  EXPECT_TRUE(ipckit::detail::sigpipe_ignored()) << "the last notifier put SIG_IGN back";
+  sigset_t pending;
+  sigpending(&pending);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+  ipckit::signal::reset({SIGPIPE});
 }
 
 TEST(pipe, async_streaming_of_ten_mebibytes_arrives_intact) {
