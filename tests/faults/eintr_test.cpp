@@ -240,6 +240,11 @@ TEST_F(eintr, named_semaphore_wait_survives_signal_storm) {
 }
 
 TEST_F(eintr, sysv_semaphore_wait_survives_signal_storm) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer runs a signal handler late, at the next call it intercepts; it "
+                  "does not intercept semtimedop, so the retry loop never lets the storm's handler run "
+                  "and the storm cannot count the interruptions (tested in the other builds)";
+#endif
   ipckit::sysv_semaphore semaphore(io);
   semaphore.create(IPC_PRIVATE, 0);
   script_peer peer;
@@ -272,6 +277,11 @@ TEST_F(eintr, event_semaphore_wait_survives_signal_storm) {
 }
 
 TEST_F(eintr, file_lock_wait_survives_signal_storm) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer runs a signal handler late, at the next call it intercepts; it "
+                  "does not intercept flock, so the retry loop never lets the storm's handler run "
+                  "and the storm cannot count the interruptions (tested in the other builds)";
+#endif
   const auto path = dir() / "lock";
   script_peer peer;
   peer.run("lock " + path.string());
