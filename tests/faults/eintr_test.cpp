@@ -1,6 +1,6 @@
 // EINTR on every blocking call: a signal storm (a handler installed without SA_RESTART,
 // see fault_util.hpp) hits the thread while it blocks in read, write, accept, connect,
-// process wait, mq receive, semaphore wait and lock wait. Each call must complete as if
+// process wait, mq receive and send, semaphore wait and lock wait. Each call must complete as if
 // no signal had come: no spurious EINTR error, no lost or doubled data.
 #include "fault_util.hpp"
 
@@ -15,7 +15,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include <fcntl.h>
 #include <sys/ipc.h>
 
 namespace {
@@ -28,6 +27,19 @@ using ipckit::test::script_peer;
 using ipckit::test::signal_storm;
 namespace asio = boost::asio;
 namespace net = ipckit::net;
+
+// ThreadSanitizer runs a signal handler late, at the next call it intercepts. It does
+// not intercept mq_send, mq_receive, semtimedop or flock: while the library retries such
+// a call after EINTR (as it must), the storm's handler never runs, the storm never sees
+// an interruption and never lets the peer complete the call, and the test would hang.
+// Those tests run in every other build (docs/testing.md, "ThreadSanitizer").
+#if defined(__SANITIZE_THREAD__)
+#define SKIP_UNDER_TSAN(call)                                                                 \
+  GTEST_SKIP() << "ThreadSanitizer defers signal handlers to the calls it intercepts, and " \
+               << (call) << " is not one: the storm could not count the interruptions"
+#else
+#define SKIP_UNDER_TSAN(call) static_cast<void>(0)
+#endif
 
 // Deliveries that must land inside the blocked call before the peer lets it complete.
 constexpr std::size_t storm_size = 20;
@@ -179,6 +191,7 @@ TEST_F(eintr, process_wait_survives_signal_storm) {
 }
 
 TEST_F(eintr, mq_receive_survives_signal_storm) {
+  SKIP_UNDER_TSAN("mq_receive");
   const std::string name = ipckit::test::unique_ipc_name("eintr");
   ipckit::message_queue queue(io);
   queue.create(name);
@@ -197,40 +210,31 @@ TEST_F(eintr, mq_receive_survives_signal_storm) {
   peer.answer();
 }
 
-TEST_F(eintr, mq_send_survives_signal_storm) {
+TEST_F(eintr, mq_send_to_full_queue_survives_signal_storm) {
+  SKIP_UNDER_TSAN("mq_send");
   const std::string name = ipckit::test::unique_ipc_name("eintr");
   ipckit::message_queue_options options;
-  options.attributes.max_messages = 1;
-  options.attributes.message_size = 16;
-  ipckit::message_queue queue(io), drainer(io);
+  options.attributes.max_messages = 3;
+  options.attributes.message_size = 64;
+  ipckit::message_queue queue(io);
   queue.create(name, options);
-  drainer.open(name);
-  queue.send(asio::buffer("first", 5));
+  script_peer peer;
+  ASSERT_EQ(peer.run("mq-fill " + name), "3");
   error_code ec;
   {
-    // The queue is full: the send blocks until the storm's action drains it.
-    signal_storm storm(handler, storm_size, [&] { EXPECT_EQ(drainer.receive().data, "first"); });
-    queue.send(asio::buffer("second", 6), 0, ec);
+    // The send waits for room until the peer takes the oldest message.
+    signal_storm storm(handler, storm_size, [&] { peer.start("mq-receive " + name); });
+    queue.send(asio::buffer("ours", 4), 0, ec);
     expect_stormed(storm);
   }
-  EXPECT_FALSE(ec) << ec.message();
-  EXPECT_EQ(drainer.receive().data, "second");
-  EXPECT_EQ(queue.attributes().current_messages, 0);
+  EXPECT_EQ(peer.answer(), "fill 0");
   ipckit::message_queue::unlink(name);
-}
-
-TEST_F(eintr, event_semaphore_wait_survives_signal_storm) {
-  ipckit::event_semaphore semaphore(io.get_executor(), 0);
-  ipckit::event_semaphore poster(io.get_executor());
-  poster.assign(ipckit::unique_fd(::fcntl(semaphore.native_handle(), F_DUPFD_CLOEXEC, 0)));
-  error_code ec;
-  {
-    signal_storm storm(handler, storm_size, [&] { poster.post(); });
-    semaphore.wait(ec);
-    expect_stormed(storm);
-  }
   EXPECT_FALSE(ec) << ec.message();
-  EXPECT_FALSE(semaphore.try_wait()) << "the one unit posted was taken once";
+  // Sent once, after what the peer queued: no message lost or doubled.
+  EXPECT_EQ(queue.receive().data, "fill 1");
+  EXPECT_EQ(queue.receive().data, "fill 2");
+  EXPECT_EQ(queue.receive().data, "ours");
+  EXPECT_EQ(queue.attributes().current_messages, 0);
 }
 
 TEST_F(eintr, named_semaphore_wait_survives_signal_storm) {
@@ -251,6 +255,7 @@ TEST_F(eintr, named_semaphore_wait_survives_signal_storm) {
 }
 
 TEST_F(eintr, sysv_semaphore_wait_survives_signal_storm) {
+  SKIP_UNDER_TSAN("semtimedop");
   ipckit::sysv_semaphore semaphore(io);
   semaphore.create(IPC_PRIVATE, 0);
   script_peer peer;
@@ -267,7 +272,23 @@ TEST_F(eintr, sysv_semaphore_wait_survives_signal_storm) {
   semaphore.remove();
 }
 
+TEST_F(eintr, event_semaphore_wait_survives_signal_storm) {
+  ipckit::event_semaphore semaphore(io, 0);
+  // A related process: the peer inherits the eventfd, as a child would.
+  script_peer peer(semaphore.native_handle());
+  error_code ec;
+  {
+    signal_storm storm(handler, storm_size, [&] { peer.start("eventfd-post"); });
+    semaphore.wait(ec);
+    expect_stormed(storm);
+  }
+  peer.answer();
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_FALSE(semaphore.try_wait()) << "the one unit posted was taken once";
+}
+
 TEST_F(eintr, file_lock_wait_survives_signal_storm) {
+  SKIP_UNDER_TSAN("flock");
   const auto path = dir() / "lock";
   script_peer peer;
   peer.run("lock " + path.string());

@@ -81,7 +81,7 @@ void signal_storm::run() {
   }
 }
 
-script_peer::script_peer() : peer_({helper_path(), "script"}) {}
+script_peer::script_peer(int fd3) : peer_({helper_path(), "script"}, fd3) {}
 
 void script_peer::start(const std::string& command) { peer_.write(command + "\n"); }
 

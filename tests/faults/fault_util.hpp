@@ -76,7 +76,8 @@ class signal_storm {
 /// tests/support/helper_modes_faults.cpp). The destructor kills and reaps it.
 class script_peer {
  public:
-  script_peer();
+  /// With `fd3` (>= 0), the peer inherits that descriptor as its fd 3 (`eventfd-post`).
+  explicit script_peer(int fd3 = -1);
   /// Runs a command and returns what follows "ok" (fails the test on "error …").
   std::string run(const std::string& command);
   /// Sends a command without waiting for its answer (for calls that block in the peer).

@@ -100,10 +100,12 @@ class script {
       return mq_send_text(name, rest(words));
     }
     if (verb == "mq-fill") return mq_fill(word(words));
+    if (verb == "mq-receive") return mq_receive_text(word(words));
     if (verb == "sem-post") return sem_change(word(words), true);
     if (verb == "sem-take") return sem_change(word(words), false);
     if (verb == "sysv-post") return sysv_change(std::stoi(word(words)), +1, 0);
     if (verb == "sysv-take") return sysv_change(std::stoi(word(words)), -1, SEM_UNDO);
+    if (verb == "eventfd-post") return eventfd_post();
     if (verb == "lock") return lock(word(words));
     if (verb == "unlock") return unlock();
     if (verb == "exit") {
@@ -282,6 +284,35 @@ class script {
     return std::to_string(sent);
   }
 
+  // Receives one message (waiting for it) and answers its text.
+  static std::string mq_receive_text(const std::string& name) {
+    const mqd_t q = ::mq_open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    if (q < 0) fail("mq_open " + name);
+    mq_attr attributes{};
+    ssize_t n = -1;
+    std::vector<char> buffer;
+    if (::mq_getattr(q, &attributes) == 0) {
+      buffer.resize(static_cast<std::size_t>(attributes.mq_msgsize));
+      while ((n = ::mq_receive(q, buffer.data(), buffer.size(), nullptr)) < 0 && errno == EINTR) {
+      }
+    }
+    const int saved = errno;
+    ::mq_close(q);
+    errno = saved;
+    if (n < 0) fail("mq_receive");
+    return std::string(buffer.data(), static_cast<std::size_t>(n));
+  }
+
+  // One unit on the eventfd the peer inherited as fd 3 (script_peer's fd3).
+  static std::string eventfd_post() {
+    const std::uint64_t unit = 1;
+    ssize_t n;
+    while ((n = ::write(3, &unit, sizeof unit)) < 0 && errno == EINTR) {
+    }
+    if (n != sizeof unit) fail("write eventfd 3");
+    return "";
+  }
+
   static std::string sem_change(const std::string& name, bool post) {
     sem_t* sem = ::sem_open(name.c_str(), 0);
     if (sem == SEM_FAILED) fail("sem_open " + name);
@@ -324,7 +355,8 @@ class script {
 
 const helper_mode_registration script_mode{
     {"script", "script  (runs commands from stdin, one per line: dial-unix PATH, send TEXT, reset, "
-               "frame-half JSON, fifo-hold PATH, mq-fill NAME, sem-take NAME, lock PATH … answers 'ok'/'error')",
+               "frame-half JSON, fifo-hold PATH, mq-fill NAME, mq-receive NAME, sem-take NAME, "
+               "eventfd-post, lock PATH … answers 'ok'/'error')",
      [](std::span<const std::string>) { return script().run(); }}};
 
 }  // namespace

@@ -32,12 +32,13 @@ int remaining_ms(clock::time_point deadline) {
 }
 
 // Starts argv with its stdin and stdout on new pipes (close-on-exec in the parent), an
-// empty signal mask and default dispositions. Returns pid, pidfd, stdin, stdout.
+// empty signal mask and default dispositions, and `fd3` (if >= 0) as its fd 3. Returns
+// pid, pidfd, stdin, stdout.
 struct started {
   int pid, pidfd, in, out;
 };
 
-started start(const std::vector<std::string>& argv, bool capture_stderr, int* err_fd) {
+started start(const std::vector<std::string>& argv, bool capture_stderr, int* err_fd, int fd3 = -1) {
   int in[2], out[2], err[2] = {-1, -1};
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
       (capture_stderr && ::pipe2(err, O_CLOEXEC) != 0))
@@ -47,6 +48,7 @@ started start(const std::vector<std::string>& argv, bool capture_stderr, int* er
   posix_spawn_file_actions_adddup2(&actions, in[0], 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   if (capture_stderr) posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  if (fd3 >= 0) posix_spawn_file_actions_adddup2(&actions, fd3, 3);  // clears FD_CLOEXEC
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   sigset_t empty, all;
@@ -169,8 +171,8 @@ process_result run_process(const std::vector<std::string>& argv, const std::stri
   return result;
 }
 
-peer_process::peer_process(const std::vector<std::string>& argv) {
-  auto child = start(argv, false, nullptr);
+peer_process::peer_process(const std::vector<std::string>& argv, int fd3) {
+  auto child = start(argv, false, nullptr, fd3);
   pid_ = child.pid;
   pidfd_ = child.pidfd;
   stdin_ = child.in;

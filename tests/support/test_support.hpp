@@ -60,7 +60,9 @@ process_result run_process(const std::vector<std::string>& argv, const std::stri
 /// stdout are pipes; the destructor kills and reaps it, so none outlives the test.
 class peer_process {
  public:
-  explicit peer_process(const std::vector<std::string>& argv);
+  /// With `fd3` (>= 0), the child also inherits that descriptor as its fd 3, as a
+  /// related process inherits an eventfd.
+  explicit peer_process(const std::vector<std::string>& argv, int fd3 = -1);
   peer_process(const peer_process&) = delete;
   peer_process& operator=(const peer_process&) = delete;
   ~peer_process();
