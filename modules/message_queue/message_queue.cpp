@@ -14,6 +14,21 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+// Why a send or receive cannot start: a closed queue, or a size the queue rules out.
+error_code send_precondition(bool open, std::size_t size, long message_size) {
+  if (!open) return errc::closed;
+  if (static_cast<long>(size) > message_size) return errc::message_too_large;
+  return {};
+}
+
+error_code receive_precondition(bool open, std::size_t buffer_size, long message_size) {
+  if (!open) return errc::closed;
+  // The kernel refuses any buffer shorter than the message size, even for a short
+  // message; say so plainly instead of "message too long".
+  if (static_cast<long>(buffer_size) < message_size) return message_queue_errc::buffer_too_small;
+  return {};
+}
+
 error_code check_name(std::string_view name) {
   return valid_ipc_name(name) ? error_code() : error_code(message_queue_errc::invalid_name);
 }
@@ -187,15 +202,8 @@ mode_t message_queue::mode(error_code& ec) {
 }
 
 void message_queue::try_send(boost::asio::const_buffer message, unsigned priority, error_code& ec) {
-  ec.clear();
-  if (!is_open()) {
-    ec = errc::closed;
-    return;
-  }
-  if (static_cast<long>(message.size()) > message_size_) {
-    ec = errc::message_too_large;
-    return;
-  }
+  ec = send_precondition(is_open(), message.size(), message_size_);
+  if (ec) return;
   const char* data = static_cast<const char*>(message.data());
   for (;;) {
     const int sent = non_blocking_ ? ::mq_send(native_handle(), data, message.size(), priority)
@@ -216,15 +224,8 @@ bool message_queue::try_send(boost::asio::const_buffer message, unsigned priorit
 }
 
 void message_queue::send(boost::asio::const_buffer message, unsigned priority, error_code& ec) {
-  ec.clear();
-  if (!is_open()) {
-    ec = errc::closed;
-    return;
-  }
-  if (static_cast<long>(message.size()) > message_size_) {
-    ec = errc::message_too_large;
-    return;
-  }
+  ec = send_precondition(is_open(), message.size(), message_size_);
+  if (ec) return;
   // One blocking mq_send; EAGAIN only once an async operation made the description
   // non-blocking, and then readiness is waited for here.
   for (;;) {
@@ -265,17 +266,8 @@ void message_queue::send_for(boost::asio::const_buffer message, unsigned priorit
 }
 
 received_message message_queue::try_receive(boost::asio::mutable_buffer buffer, error_code& ec) {
-  ec.clear();
-  if (!is_open()) {
-    ec = errc::closed;
-    return {};
-  }
-  // The kernel refuses any buffer shorter than the message size, even for a short
-  // message; say so plainly instead of "message too long".
-  if (static_cast<long>(buffer.size()) < message_size_) {
-    ec = message_queue_errc::buffer_too_small;
-    return {};
-  }
+  ec = receive_precondition(is_open(), buffer.size(), message_size_);
+  if (ec) return {};
   char* data = static_cast<char*>(buffer.data());
   for (;;) {
     unsigned priority = 0;
@@ -297,15 +289,8 @@ std::optional<received_message> message_queue::try_receive(boost::asio::mutable_
 }
 
 received_message message_queue::receive(boost::asio::mutable_buffer buffer, error_code& ec) {
-  ec.clear();
-  if (!is_open()) {
-    ec = errc::closed;
-    return {};
-  }
-  if (static_cast<long>(buffer.size()) < message_size_) {
-    ec = message_queue_errc::buffer_too_small;
-    return {};
-  }
+  ec = receive_precondition(is_open(), buffer.size(), message_size_);
+  if (ec) return {};
   // As send: one blocking mq_receive, or (non-blocking description) EAGAIN and a wait.
   for (;;) {
     unsigned priority = 0;
