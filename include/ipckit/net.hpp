@@ -325,8 +325,16 @@ class packet_conn {
   /// Completes with (error_code, bytes sent).
   template <class Token>
   auto async_send_to(boost::asio::const_buffer data, const address& to, Token&& token) {
-    return socket_.async_send_to(boost::asio::buffer(data), to_endpoint(to),
-                                 std::forward<Token>(token));
+    return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, boost::asio::const_buffer d, endpoint_type peer) {
+          if (write_deadline_ == steady_time{})
+            return socket_.async_send_to(boost::asio::buffer(d), peer, std::move(handler));
+          detail::start_with_deadline(socket_.get_executor(), write_deadline_, std::move(handler),
+                                      [this, d, peer](auto timed) {
+                                        socket_.async_send_to(boost::asio::buffer(d), peer, std::move(timed));
+                                      });
+        },
+        token, data, to_endpoint(to));
   }
   /// Completes with (error_code, bytes); `from` must stay valid until then. One
   /// receive at a time per packet_conn.
@@ -335,6 +343,15 @@ class packet_conn {
     return boost::asio::async_compose<Token, void(error_code, std::size_t)>(
         receive_op{this, data, &from}, token, socket_);
   }
+
+  /// Go's PacketConn.SetDeadline, SetReadDeadline, SetWriteDeadline, as conn's: a
+  /// receive (send) not completed by the deadline fails with ipckit::errc::timeout, one
+  /// started after it fails at once; `steady_time{}` means none.
+  void set_deadline(steady_time t) noexcept { read_deadline_ = write_deadline_ = t; }
+  void set_read_deadline(steady_time t) noexcept { read_deadline_ = t; }
+  void set_write_deadline(steady_time t) noexcept { write_deadline_ = t; }
+  steady_time read_deadline() const noexcept { return read_deadline_; }
+  steady_time write_deadline() const noexcept { return write_deadline_; }
 
   void cancel();
   void close(error_code& ec);
@@ -355,7 +372,13 @@ class packet_conn {
     void operator()(Self& self, error_code ec = {}, std::size_t n = 0) {
       if (!started_) {
         started_ = true;
-        return conn_->socket_.async_receive_from(data_, conn_->sender_, std::move(self));
+        if (conn_->read_deadline_ == steady_time{})
+          return conn_->socket_.async_receive_from(data_, conn_->sender_, std::move(self));
+        packet_conn* conn = conn_;
+        const boost::asio::mutable_buffer data = data_;
+        return detail::start_with_deadline(
+            conn->socket_.get_executor(), conn->read_deadline_, std::move(self),
+            [conn, data](auto timed) { conn->socket_.async_receive_from(data, conn->sender_, std::move(timed)); });
       }
       if (!ec)
         *from_ = address(conn_->address_network(), conn_->sender_.data(),
@@ -368,6 +391,8 @@ class packet_conn {
   socket_type socket_;
   std::string network_;
   endpoint_type sender_;
+  steady_time read_deadline_{};
+  steady_time write_deadline_{};
   bool came_non_blocking_ = false;
 };
 

@@ -152,6 +152,11 @@ void packet_conn::fail(const char* op, const address* to, const error_code& ec) 
 
 std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& to,
                                  error_code& ec) {
+  if (write_deadline_ != steady_time{}) {
+    socklen_t size = to.size();
+    return detail::transfer_until(socket_.native_handle(), true, detail::socket_iovecs(data), false,
+                                  write_deadline_, ec, const_cast<sockaddr*>(to.data()), &size);
+  }
   return detail::retry_interrupted(
       ec, [&] { return socket_.send_to(boost::asio::buffer(data), to_endpoint(to), 0, ec); });
 }
@@ -166,8 +171,16 @@ std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& 
 std::size_t packet_conn::receive_from(boost::asio::mutable_buffer data, address& from,
                                       error_code& ec) {
   endpoint_type sender;
-  const std::size_t n = detail::retry_interrupted(
-      ec, [&] { return socket_.receive_from(boost::asio::buffer(data), sender, 0, ec); });
+  std::size_t n = 0;
+  if (read_deadline_ != steady_time{}) {
+    socklen_t size = static_cast<socklen_t>(sender.capacity());
+    n = detail::transfer_until(socket_.native_handle(), false, detail::socket_iovecs(data), false,
+                               read_deadline_, ec, sender.data(), &size);
+    if (!ec) sender.resize(size);
+  } else {
+    n = detail::retry_interrupted(
+        ec, [&] { return socket_.receive_from(boost::asio::buffer(data), sender, 0, ec); });
+  }
   from = ec ? address(address_network(), nullptr, 0)
             : address(address_network(), sender.data(), static_cast<socklen_t>(sender.size()));
   return n;
@@ -225,7 +238,7 @@ bool wait_ready_until(int fd, short events, steady_time deadline, error_code& ec
 }
 
 std::size_t transfer_until(int fd, bool write, const socket_iovecs& buffers, bool stream,
-                           steady_time deadline, error_code& ec) {
+                           steady_time deadline, error_code& ec, void* name, socklen_t* name_size) {
   ec.clear();
   if (fd < 0) {
     ec = boost::asio::error::bad_descriptor;
@@ -240,9 +253,12 @@ std::size_t transfer_until(int fd, bool write, const socket_iovecs& buffers, boo
   msg.msg_iov = const_cast<iovec*>(buffers.iov.data());
   msg.msg_iovlen = static_cast<std::size_t>(buffers.count);
   for (;;) {
+    msg.msg_name = name;
+    msg.msg_namelen = name_size != nullptr ? *name_size : 0;
     const ssize_t n = write ? ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
                             : ::recvmsg(fd, &msg, MSG_DONTWAIT);
     if (n >= 0) {
+      if (!write && name_size != nullptr) *name_size = msg.msg_namelen;
       if (n == 0 && !write && stream) ec = boost::asio::error::eof;
       return static_cast<std::size_t>(n);
     }

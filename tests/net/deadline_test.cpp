@@ -213,4 +213,61 @@ TEST_F(deadline_test, the_handler_runs_on_its_own_executor) {
   EXPECT_TRUE(on_strand);
 }
 
+// Go's PacketConn deadlines: receive_from and send_to, blocking and async, with the
+// peer's address carried through the MSG_DONTWAIT path.
+TEST_F(deadline_test, packet_conn_deadlines_bound_receive_from_and_send_to_blocking_and_async) {
+  for (std::string network : {"udp4", "unixgram"}) {
+    const bool unix_net = network == "unixgram";
+    net::packet_conn a = net::listen_packet(ex, network, unix_net ? (dir() / "a.sock").string() : "127.0.0.1:0");
+    net::packet_conn b = net::listen_packet(ex, network, unix_net ? (dir() / "b.sock").string() : "127.0.0.1:0");
+    char buf[16];
+    net::address from;
+    error_code ec;
+
+    a.set_read_deadline(clock_type::now() + 100ms);
+    const auto start = clock_type::now();
+    EXPECT_EQ(a.receive_from(asio::buffer(buf), from, ec), 0u) << network;
+    EXPECT_EQ(ec, ipckit::errc::timeout) << network;
+    EXPECT_GE(clock_type::now() - start, 100ms) << network;
+
+    std::optional<error_code> async_ec;
+    a.set_read_deadline(clock_type::now() + 100ms);
+    a.async_receive_from(asio::buffer(buf), from, [&](error_code e, std::size_t) { async_ec = e; });
+    ASSERT_TRUE(ipckit::test::run_until(io, [&] { return async_ec.has_value(); })) << network;
+    EXPECT_EQ(*async_ec, ipckit::errc::timeout) << network;
+
+    // Before the deadline, a datagram and its sender arrive, both ways.
+    a.set_read_deadline(clock_type::now() + 10s);
+    b.set_write_deadline(clock_type::now() + 10s);
+    EXPECT_EQ(b.send_to(asio::buffer("one", 3), a.local_address()), 3u) << network;
+    EXPECT_EQ(a.receive_from(asio::buffer(buf), from, ec), 3u) << network;
+    EXPECT_FALSE(ec) << network << ": " << ec.message();
+    EXPECT_EQ(from, b.local_address()) << network;
+    std::optional<std::size_t> sent, got;
+    b.async_send_to(asio::buffer("two!", 4), a.local_address(), [&](error_code e, std::size_t n) {
+      EXPECT_FALSE(e) << e.message();
+      sent = n;
+    });
+    a.async_receive_from(asio::buffer(buf), from, [&](error_code e, std::size_t n) {
+      EXPECT_FALSE(e) << e.message();
+      got = n;
+    });
+    ASSERT_TRUE(ipckit::test::run_until(io, [&] { return sent && got; })) << network;
+    EXPECT_EQ(std::string(buf, *got), "two!") << network;
+    EXPECT_EQ(from, b.local_address()) << network;
+
+    // A write deadline already past fails at once, sending nothing.
+    b.set_write_deadline(clock_type::now() - 1ms);
+    EXPECT_EQ(b.send_to(asio::buffer("x", 1), a.local_address(), ec), 0u) << network;
+    EXPECT_EQ(ec, ipckit::errc::timeout) << network;
+    std::optional<error_code> send_ec;
+    b.async_send_to(asio::buffer("x", 1), a.local_address(), [&](error_code e, std::size_t) { send_ec = e; });
+    ASSERT_TRUE(ipckit::test::run_until(io, [&] { return send_ec.has_value(); })) << network;
+    EXPECT_EQ(*send_ec, ipckit::errc::timeout) << network;
+    a.set_read_deadline(clock_type::now() + 20ms);
+    EXPECT_EQ(a.receive_from(asio::buffer(buf), from, ec), 0u) << network;
+    EXPECT_EQ(ec, ipckit::errc::timeout) << network << ": a datagram was sent after the deadline";
+  }
+}
+
 }  // namespace

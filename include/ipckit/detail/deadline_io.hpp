@@ -136,7 +136,10 @@ struct socket_iovecs {
 /// writes never raise SIGPIPE), but each attempt is recvmsg/sendmsg with MSG_DONTWAIT
 /// and waiting is poll: so a deadline works on a descriptor in blocking mode without
 /// changing its O_NONBLOCK. A deadline already past fails at once (errc::timeout).
+/// `name`/`name_size`, when given, is the datagram's peer: the address sent to, or the
+/// buffer the sender's address is received into (its size updated).
 std::size_t transfer_until(int fd, bool write, const socket_iovecs& buffers, bool stream,
-                           std::chrono::steady_clock::time_point deadline, error_code& ec);
+                           std::chrono::steady_clock::time_point deadline, error_code& ec,
+                           void* name = nullptr, socklen_t* name_size = nullptr);
 
 }  // namespace ipckit::net::detail
