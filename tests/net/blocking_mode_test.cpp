@@ -22,27 +22,8 @@ bool non_blocking(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
 
 class blocking_mode : public ipckit::test::temp_dir_test {
  protected:
-  // The dialed end and the accepted end (datagram networks: the listen_packet socket,
-  // connected back).
   std::pair<net::conn, net::conn> pair_on(const std::string& network) {
-    if (network == "udp4" || network == "unixgram") {
-      const bool unix = network == "unixgram";
-      net::packet_conn p =
-          net::listen_packet(ex, network, unix ? (dir() / "there.sock").string() : "127.0.0.1:0");
-      EXPECT_FALSE(non_blocking(p.native_handle())) << network << ": listen_packet";
-      net::dialer d;
-      if (unix) d.local_address = (dir() / "here.sock").string();
-      net::conn c = d.dial(ex, network, p.local_address().to_string());
-      ipckit::unique_fd fd = p.release();
-      const net::address back = c.local_address();
-      EXPECT_EQ(::connect(fd.get(), back.data(), back.size()), 0);
-      return {std::move(c), net::conn(ex, network, std::move(fd))};
-    }
-    const std::string where =
-        network.starts_with("unix") ? (dir() / "s.sock").string() : "127.0.0.1:0";
-    net::listener l = net::listen(ex, network, where);
-    net::conn c = net::dial(ex, network, l.addr().to_string());
-    return {std::move(c), l.accept()};
+    return ipckit::test::connected_pair(ex, network, dir());
   }
 
   asio::io_context io;

@@ -12,7 +12,11 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <filesystem>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 namespace ipckit::test {
@@ -50,6 +54,30 @@ class full_backlog {
   int port_ = 0;
   bool full_ = false;
 };
+
+/// A connected pair on `network` (tcp4, unix, unixpacket, udp4, unixgram), unix paths in
+/// `dir`: the dialed end and the other end (accepted; for datagram networks the
+/// listen_packet socket, connected back to the dialed one).
+inline std::pair<net::conn, net::conn> connected_pair(const net::executor_type& ex,
+                                                      const std::string& network,
+                                                      const std::filesystem::path& dir) {
+  if (network == "udp4" || network == "unixgram") {
+    const bool unix = network == "unixgram";
+    net::packet_conn p = net::listen_packet(ex, network, unix ? (dir / "there.sock").string() : "127.0.0.1:0");
+    net::dialer d;
+    if (unix) d.local_address = (dir / "here.sock").string();
+    net::conn c = d.dial(ex, network, p.local_address().to_string());
+    unique_fd fd = p.release();
+    const net::address back = c.local_address();
+    if (::connect(fd.get(), back.data(), back.size()) != 0)
+      throw std::system_error(errno, std::generic_category(), "connect back");
+    return {std::move(c), net::conn(ex, network, std::move(fd))};
+  }
+  const std::string where = network.starts_with("unix") ? (dir / "s.sock").string() : "127.0.0.1:0";
+  net::listener l = net::listen(ex, network, where);
+  net::conn c = net::dial(ex, network, l.addr().to_string());
+  return {std::move(c), l.accept()};
+}
 
 inline bool has_ipv6_loopback() {
   unique_fd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
