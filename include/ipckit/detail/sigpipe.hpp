@@ -4,9 +4,10 @@
 
 namespace ipckit::detail {
 
-/// True while SIGPIPE's disposition is SIG_IGN because signal::ignore set it (and no
-/// notifier or reset has changed it since). A disposition changed behind ipckit's back
-/// with sigaction is not seen: see docs/signal.md, "SIGPIPE".
+/// True while the disposition the signal module last set for SIGPIPE is SIG_IGN
+/// (signal::ignore, or a reset or a last notifier's stop that put SIG_IGN back). A
+/// disposition changed behind ipckit's back with sigaction is not seen: see
+/// docs/signal.md, "SIGPIPE".
 bool sigpipe_ignored() noexcept;
 void set_sigpipe_ignored(bool ignored) noexcept;
 
