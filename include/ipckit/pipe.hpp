@@ -64,8 +64,8 @@ class pipe_reader : public detail::pipe_end {
   /// Completes with (error_code, std::size_t); EOF is boost::asio::error::eof.
   template <class MutableBuffers, class CompletionToken>
   auto async_read_some(const MutableBuffers& buffers, CompletionToken&& token) {
-    return boost::asio::async_compose<CompletionToken, void(error_code, std::size_t)>(
-        detail::pipe_io_op<MutableBuffers>{this, buffers, false}, token, descriptor());
+    return boost::asio::async_initiate<CompletionToken, void(error_code, std::size_t)>(
+        detail::initiate_pipe_io<false>{this}, token, buffers);
   }
 };
 
@@ -89,8 +89,8 @@ class pipe_writer : public detail::pipe_end {
   /// Completes with (error_code, std::size_t); a gone reader is broken_pipe.
   template <class ConstBuffers, class CompletionToken>
   auto async_write_some(const ConstBuffers& buffers, CompletionToken&& token) {
-    return boost::asio::async_compose<CompletionToken, void(error_code, std::size_t)>(
-        detail::pipe_io_op<ConstBuffers>{this, buffers, true}, token, descriptor());
+    return boost::asio::async_initiate<CompletionToken, void(error_code, std::size_t)>(
+        detail::initiate_pipe_io<true>{this}, token, buffers);
   }
 };
 

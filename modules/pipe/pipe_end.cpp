@@ -92,6 +92,14 @@ void pipe_end::ensure_non_blocking(error_code& ec) {
   if (!descriptor_.native_non_blocking()) descriptor_.native_non_blocking(true, ec);
 }
 
+bool pipe_end::plain_async(bool write) noexcept {
+  if (!descriptor_.is_open() || deadline_ || (wait_first_ && !write)) return false;
+  if (write && !sigpipe_ignored()) return false;
+  error_code ec;
+  ensure_non_blocking(ec);
+  return !ec;
+}
+
 void pipe_end::restore_mode() noexcept {
   if (!descriptor_.is_open() || came_non_blocking_ || !descriptor_.native_non_blocking()) return;
   error_code ignored;

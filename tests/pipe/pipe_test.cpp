@@ -17,6 +17,7 @@
 
 #include <csignal>
 #include <fcntl.h>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -124,6 +125,46 @@ TEST(pipe, sigpipe_ignored_through_the_signal_module_drops_the_mask_and_still_gi
     EXPECT_EQ(ec, boost::asio::error::broken_pipe);
   }
   EXPECT_TRUE(ipckit::detail::sigpipe_ignored()) << "the last notifier put SIG_IGN back";
+  sigset_t pending;
+  sigpending(&pending);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+  ipckit::signal::reset({SIGPIPE});
+}
+
+// With SIGPIPE ignored through ipckit, async reads and writes without a deadline are
+// Asio's own descriptor operations (docs/pipe.md): the same results as the general path.
+TEST(pipe, async_io_with_sigpipe_ignored_streams_intact_and_gives_broken_pipe) {
+  ipckit::signal::ignore({SIGPIPE});
+  boost::asio::io_context io;
+  auto [reader, writer] = ipckit::make_pipe(io.get_executor());
+  const std::string data = pattern(4 << 20);
+  std::string got(data.size(), '\0');
+  bool wrote = false, read = false;
+  boost::asio::async_write(writer, boost::asio::buffer(data), [&](error_code ec, std::size_t n) {
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(n, data.size());
+    wrote = true;
+  });
+  boost::asio::async_read(reader, boost::asio::buffer(got), [&](error_code ec, std::size_t n) {
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(n, data.size());
+    read = true;
+  });
+  ASSERT_TRUE(run_until(io, [&] { return wrote && read; }));
+  EXPECT_TRUE(got == data);
+
+  std::optional<error_code> empty_write;
+  writer.async_write_some(boost::asio::buffer(data.data(), 0),
+                          [&](error_code ec, std::size_t n) { empty_write = ec; EXPECT_EQ(n, 0u); });
+  ASSERT_TRUE(run_until(io, [&] { return empty_write.has_value(); }));
+  EXPECT_FALSE(*empty_write);
+
+  reader.close();
+  std::optional<error_code> gone_reader;
+  writer.async_write_some(boost::asio::buffer("x", 1),
+                          [&](error_code ec, std::size_t) { gone_reader = ec; });
+  ASSERT_TRUE(run_until(io, [&] { return gone_reader.has_value(); }));
+  EXPECT_EQ(*gone_reader, boost::asio::error::broken_pipe);
   sigset_t pending;
   sigpending(&pending);
   EXPECT_FALSE(sigismember(&pending, SIGPIPE));

@@ -27,7 +27,9 @@ namespace ipckit::detail {
 /// which a read_some/write_some may do).
 struct iovec_array {
   static constexpr int max = 64;
-  std::array<::iovec, max> iov{};
+  // Left uninitialised: only the first `count` are used, and zeroing 1 KiB per call
+  // cost a 64-byte pipe read or write about 30 ns (docs/performance.md).
+  std::array<::iovec, max> iov;
   int count = 0;
   std::size_t total = 0;
 
@@ -107,6 +109,8 @@ class pipe_end {
  private:
   template <class Buffers>
   friend struct pipe_io_op;
+  template <bool Write>
+  friend struct initiate_pipe_io;
 
   // One attempt: bytes moved, or ec (would_block when it must wait). It waits in the
   // kernel only while the descriptor is still in blocking mode.
@@ -116,6 +120,10 @@ class pipe_end {
   void ensure_non_blocking(error_code& ec);
   // Clears O_NONBLOCK again if this object set it.
   void restore_mode() noexcept;
+  // Whether Asio's own descriptor operation can do this async read or write as ipckit
+  // would: open, no deadline, no first wait (FIFO readers), a write that needs no SIGPIPE
+  // mask; sets O_NONBLOCK when it says yes.
+  bool plain_async(bool write) noexcept;
 
   boost::asio::posix::stream_descriptor descriptor_;
   boost::asio::steady_timer timer_;
@@ -132,7 +140,7 @@ struct pipe_io_op {
   pipe_end* end;
   Buffers buffers;
   bool write;
-  enum { starting, waiting, reading, finished } state = starting;
+  enum { starting, waiting, finished } state = starting;
   error_code result_ec{};
   std::size_t result_n = 0;
 
@@ -150,14 +158,6 @@ struct pipe_io_op {
       end->ensure_non_blocking(result_ec);
       if (result_ec) return boost::asio::post(end->descriptor_.get_executor(), std::move(self));
     }
-    if constexpr (boost::asio::is_mutable_buffer_sequence<Buffers>::value) {
-      if (!write && !end->deadline_ && !end->wait_first_ && end->descriptor_.is_open()) {
-        // A plain read: Asio's own read tries at once and waits without re-arming epoll
-        // each time, which an async_wait does (docs/performance.md, finding 3).
-        state = reading;
-        return end->descriptor_.async_read_some(buffers, std::move(self));
-      }
-    }
     iovec_array iov(buffers);
     if (!end->descriptor_.is_open()) {
       result_ec = boost::asio::error::bad_descriptor;
@@ -172,12 +172,6 @@ struct pipe_io_op {
       return wait(self);
     }
     boost::asio::post(end->descriptor_.get_executor(), std::move(self));
-  }
-
-  // The completion of a plain read (state reading).
-  template <class Self>
-  void operator()(Self& self, error_code ec, std::size_t n) {
-    self.complete(ec, n);
   }
 
   template <class Self>
@@ -208,6 +202,30 @@ struct pipe_io_op {
         end->descriptor_.async_wait(direction, boost::asio::deferred),
         end->timer_.async_wait(boost::asio::deferred))
         .async_wait(boost::asio::experimental::wait_for_one(), std::move(self));
+  }
+};
+
+/// Starts an async read_some (Write false) or write_some. The common case, no deadline and
+/// SIGPIPE ignored through ipckit for writes, is Asio's own descriptor operation: it tries
+/// at once, waits without re-arming epoll (an async_wait re-arms it each time) and costs
+/// no composed operation around it (docs/performance.md, findings 3 and 4). The rest goes
+/// through pipe_io_op.
+template <bool Write>
+struct initiate_pipe_io {
+  pipe_end* end;
+
+  template <class Handler, class Buffers>
+  void operator()(Handler&& handler, const Buffers& buffers) const {
+    if (end->plain_async(Write)) {
+      if constexpr (Write) {
+        end->descriptor_.async_write_some(buffers, std::forward<Handler>(handler));
+      } else {
+        end->descriptor_.async_read_some(buffers, std::forward<Handler>(handler));
+      }
+      return;
+    }
+    boost::asio::async_compose<Handler, void(error_code, std::size_t)>(
+        pipe_io_op<Buffers>{end, buffers, Write}, handler, end->descriptor_);
   }
 };
 
