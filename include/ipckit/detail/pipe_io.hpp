@@ -28,7 +28,7 @@ namespace ipckit::detail {
 struct iovec_array {
   static constexpr int max = 64;
   // Left uninitialised: only the first `count` are used, and zeroing 1 KiB per call
-  // cost a 64-byte pipe read or write about 30 ns (docs/performance.md).
+  // was a measurable part of a 64-byte read or write (docs/performance.md, finding 3).
   std::array<::iovec, max> iov;
   int count = 0;
   std::size_t total = 0;
