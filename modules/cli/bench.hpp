@@ -57,10 +57,12 @@ struct row_result {
 /// The four ways of the channel rows, in output order.
 inline constexpr std::string_view four_ways[] = {"raw_blocking", "raw_epoll", "ipckit_blocking",
                                                  "ipckit_async"};
-/// The channel rows add ipckit's opt-in low-latency mode (event_loop::run_spinning),
-/// measured only when the two processes are on different CPUs.
-inline constexpr std::string_view channel_ways[] = {"raw_blocking", "raw_epoll", "ipckit_blocking",
-                                                    "ipckit_async", "ipckit_async_spin"};
+/// The channel rows add plain Asio (a posix::stream_descriptor on the raw descriptors:
+/// the floor under ipckit's async API) and ipckit's opt-in low-latency mode
+/// (event_loop::run_spinning), measured only when the two processes are on different CPUs.
+inline constexpr std::string_view channel_ways[] = {"raw_blocking", "raw_epoll", "asio_async",
+                                                    "ipckit_blocking", "ipckit_async",
+                                                    "ipckit_async_spin"};
 /// ipckit's blocking API against raw blocking calls, its async API against the epoll loop.
 std::vector<std::pair<std::string, std::string>> four_way_ratios();
 

@@ -27,9 +27,10 @@ using namespace std::chrono_literals;
 constexpr std::size_t message_size = 64;
 constexpr int child_in = 3, child_out = 4;
 
-enum class way { raw_blocking, raw_epoll, ipckit_blocking, ipckit_async, ipckit_async_spin };
-constexpr way all_ways[] = {way::raw_blocking, way::raw_epoll, way::ipckit_blocking, way::ipckit_async,
-                            way::ipckit_async_spin};
+// In channel_ways' order.
+enum class way { raw_blocking, raw_epoll, asio_async, ipckit_blocking, ipckit_async, ipckit_async_spin };
+constexpr way all_ways[] = {way::raw_blocking, way::raw_epoll, way::asio_async, way::ipckit_blocking,
+                            way::ipckit_async, way::ipckit_async_spin};
 
 way parse_way(const std::string& text) {
   for (way w : all_ways)
@@ -37,7 +38,8 @@ way parse_way(const std::string& text) {
   throw std::invalid_argument("unknown way " + text);
 }
 
-bool is_ipckit(way w) { return w != way::raw_blocking && w != way::raw_epoll; }
+/// Whether the way's descriptors are made by ipckit (the others make them with plain calls).
+bool is_ipckit(way w) { return w != way::raw_blocking && w != way::raw_epoll && w != way::asio_async; }
 
 /// What a channel is made of: fds made by the parent, or names both sides open.
 enum class source { fds, fifo_paths, mq_names };
@@ -205,6 +207,11 @@ void with_end(const channel& ch, way w, bool parent, event_loop& loop, int in, i
       in = open_mq_raw(named.in);
       out = open_mq_raw(named.out);
     }
+    if (w == way::asio_async) {
+      if (ch.from == source::mq_names) throw std::logic_error("Asio has no message queue");
+      asio_end end(ex, in, out, ch.kind == framing::stream);
+      return body(end, true);
+    }
     raw_end end(in, out, ch.kind, w == way::raw_epoll);
     return body(end, false);
   }
@@ -269,6 +276,7 @@ way_result run_parent_side(context& ctx, const channel& ch, way w, const test& t
   way_result result{std::string(channel_ways[static_cast<int>(w)]), std::nullopt, {}};
   if (w == way::ipckit_async_spin && ctx.opts().pin == pin_mode::same)
     return {result.way, "spinning needs the peer on another CPU (--pin cross)", {}};
+  if (w == way::asio_async && ch.kind == framing::mq) return {result.way, "Asio has no message queue", {}};
   const std::chrono::nanoseconds spin = w == way::ipckit_async_spin ? ctx.opts().spin : std::chrono::nanoseconds{};
   event_loop loop(1);
   made_fds fds;
@@ -357,6 +365,7 @@ std::vector<row_result> run_channel(context& ctx, const channel& ch) {
   row_result round_trip{std::string(ch.name), "round_trip", "us", "median", true, std::nullopt, {},
                         "64-byte ping-pong", four_way_ratios()};
   round_trip.ratios.push_back({"ipckit_async_spin", "raw_blocking"});
+  if (ch.kind != framing::mq) round_trip.ratios.push_back({"ipckit_async", "asio_async"});
   const auto skipped = unavailable(ch);
   if (skipped) round_trip.skipped = skipped;
   std::vector<test> tests{{false, ctx.opts().iterations, 0, message_size}};
@@ -399,7 +408,8 @@ constexpr channel channels[] = {
 template <std::size_t I>
 benchmark channel_benchmark() {
   const channel& ch = channels[I];
-  return {ch.order, ch.name, ch.stream_chunk ? 10 : 5,
+  constexpr int steps = std::size(channel_ways);
+  return {ch.order, ch.name, ch.stream_chunk ? 2 * steps : steps,
           [&ch](context& ctx) { return run_channel(ctx, ch); },
           [&ch](std::span<const std::string> args) { return run_child_side(ch, args); }};
 }

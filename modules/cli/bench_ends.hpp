@@ -16,12 +16,14 @@
 #include <ipckit/net.hpp>
 #include <ipckit/pipe.hpp>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <mqueue.h>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,6 +61,43 @@ class raw_end {
   framing kind_;
   int epoll_ = -1;
   bool watching_out_ = false;
+};
+
+/// Plain Asio, the floor under ipckit's async way: posix::stream_descriptor on the raw
+/// way's descriptors (one for a socket, one each way for pipes and FIFOs), driven as an
+/// Asio program would: async_read/async_write on streams, one read/write per datagram.
+/// It has no blocking form here.
+class asio_end {
+ public:
+  asio_end(const boost::asio::any_io_executor& ex, int in, int out, bool stream) : in_(ex, in), stream_(stream) {
+    if (out != in) out_.emplace(ex, out);
+  }
+
+  void send(const char*, std::size_t) { async_only(); }
+  void recv(char*, std::size_t, std::size_t) { async_only(); }
+  std::size_t recv_some(char*, std::size_t) { async_only(); }
+  template <class Handler>
+  void async_send(const char* data, std::size_t n, Handler h) {
+    if (stream_) boost::asio::async_write(out(), boost::asio::buffer(data, n), std::move(h));
+    else out().async_write_some(boost::asio::buffer(data, n), std::move(h));
+  }
+  template <class Handler>
+  void async_recv(char* buffer, std::size_t n, std::size_t cap, Handler h) {
+    if (stream_) boost::asio::async_read(in_, boost::asio::buffer(buffer, n), std::move(h));
+    else in_.async_read_some(boost::asio::buffer(buffer, cap), std::move(h));
+  }
+  template <class Handler>
+  void async_recv_some(char* buffer, std::size_t cap, Handler h) {
+    in_.async_read_some(boost::asio::buffer(buffer, cap), std::move(h));
+  }
+
+ private:
+  [[noreturn]] static void async_only() { throw std::logic_error("the asio way is async only"); }
+  boost::asio::posix::stream_descriptor& out() { return out_ ? *out_ : in_; }
+
+  boost::asio::posix::stream_descriptor in_;
+  std::optional<boost::asio::posix::stream_descriptor> out_;
+  bool stream_;
 };
 
 /// ipckit pipes and FIFOs: a pipe_reader and a pipe_writer.

@@ -13,8 +13,8 @@ import statistics
 import sys
 from xml.sax.saxutils import escape
 
-WAYS = ["raw_blocking", "raw_epoll", "ipckit_blocking", "ipckit_async", "ipckit_async_spin"]
-COLOURS = {"raw_blocking": "#9e9e9e", "raw_epoll": "#616161",
+WAYS = ["raw_blocking", "raw_epoll", "asio_async", "ipckit_blocking", "ipckit_async", "ipckit_async_spin"]
+COLOURS = {"raw_blocking": "#9e9e9e", "raw_epoll": "#616161", "asio_async": "#8d6e63",
            "ipckit_blocking": "#64b5f6", "ipckit_async": "#1565c0", "ipckit_async_spin": "#ef6c00"}
 
 

@@ -30,7 +30,7 @@ TEST(cli_bench, quick_json_run_has_every_way_with_positive_figures) {
         << row.dump();
     seen.insert({row["name"].get<std::string>(), row["kind"].get<std::string>()});
     ASSERT_TRUE(row["skipped"].is_null()) << row.dump();
-    for (const std::string way : {"raw_blocking", "raw_epoll", "ipckit_blocking", "ipckit_async"}) {
+    for (const std::string way : {"raw_blocking", "raw_epoll", "asio_async", "ipckit_blocking", "ipckit_async"}) {
       ASSERT_TRUE(row["ways"].contains(way)) << way << " missing in " << row.dump();
       const auto& measured = row["ways"][way];
       ASSERT_TRUE(measured["skipped"].is_null()) << row.dump();
@@ -41,7 +41,7 @@ TEST(cli_bench, quick_json_run_has_every_way_with_positive_figures) {
     // The low-latency way spins, so it runs only with the processes on different CPUs.
     ASSERT_TRUE(row["ways"].contains("ipckit_async_spin")) << row.dump();
     EXPECT_THAT(row["ways"]["ipckit_async_spin"]["skipped"].get<std::string>(), testing::HasSubstr("another CPU"));
-    for (const std::string ratio : {"ipckit_blocking/raw_blocking", "ipckit_async/raw_epoll"}) {
+    for (const std::string ratio : {"ipckit_blocking/raw_blocking", "ipckit_async/raw_epoll", "ipckit_async/asio_async"}) {
       ASSERT_TRUE(row["ratios"].contains(ratio)) << row.dump();
       EXPECT_GT(row["ratios"][ratio].get<double>(), 0.0);
     }
@@ -49,6 +49,20 @@ TEST(cli_bench, quick_json_run_has_every_way_with_positive_figures) {
   const std::set<std::pair<std::string, std::string>> expected{
       {"pipe", "round_trip"}, {"pipe", "throughput"}, {"unix", "round_trip"}, {"unix", "throughput"}};
   EXPECT_EQ(seen, expected);
+}
+
+// Plain Asio has no message queue: the mq rows keep the way, skipped with the reason.
+TEST(cli_bench, mq_rows_skip_the_asio_way_with_a_reason) {
+  auto result = run_process({cli_path(), "bench", "--quick", "--json", "--only", "mq"}, "", 60s);
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  auto document = nlohmann::json::parse(result.out);
+  ASSERT_FALSE(document["rows"].empty());
+  for (const auto& row : document["rows"]) {
+    ASSERT_TRUE(row["ways"].contains("asio_async")) << row.dump();
+    EXPECT_EQ(row["ways"]["asio_async"]["skipped"], "Asio has no message queue");
+    EXPECT_FALSE(row["ratios"].contains("ipckit_async/asio_async")) << row.dump();
+    EXPECT_TRUE(row["ways"]["ipckit_async"]["skipped"].is_null()) << row.dump();
+  }
 }
 
 TEST(cli_bench, unknown_benchmark_name_is_a_usage_error) {
