@@ -63,6 +63,20 @@ class raw_end {
   bool watching_out_ = false;
 };
 
+/// One whole message on an Asio stream (all n bytes) or one datagram.
+template <class AsyncWriteStream, class Handler>
+void async_send_message(AsyncWriteStream& out, bool stream, const char* data, std::size_t n, Handler h) {
+  if (stream) boost::asio::async_write(out, boost::asio::buffer(data, n), std::move(h));
+  else out.async_write_some(boost::asio::buffer(data, n), std::move(h));
+}
+/// Exactly n bytes of a stream, or one datagram of at most cap.
+template <class AsyncReadStream, class Handler>
+void async_recv_message(AsyncReadStream& in, bool stream, char* buffer, std::size_t n, std::size_t cap,
+                        Handler h) {
+  if (stream) boost::asio::async_read(in, boost::asio::buffer(buffer, n), std::move(h));
+  else in.async_read_some(boost::asio::buffer(buffer, cap), std::move(h));
+}
+
 /// Plain Asio, the floor under ipckit's async way: posix::stream_descriptor on the raw
 /// way's descriptors (one for a socket, one each way for pipes and FIFOs), driven as an
 /// Asio program would: async_read/async_write on streams, one read/write per datagram.
@@ -78,13 +92,11 @@ class asio_end {
   std::size_t recv_some(char*, std::size_t) { async_only(); }
   template <class Handler>
   void async_send(const char* data, std::size_t n, Handler h) {
-    if (stream_) boost::asio::async_write(out(), boost::asio::buffer(data, n), std::move(h));
-    else out().async_write_some(boost::asio::buffer(data, n), std::move(h));
+    async_send_message(out(), stream_, data, n, std::move(h));
   }
   template <class Handler>
   void async_recv(char* buffer, std::size_t n, std::size_t cap, Handler h) {
-    if (stream_) boost::asio::async_read(in_, boost::asio::buffer(buffer, n), std::move(h));
-    else in_.async_read_some(boost::asio::buffer(buffer, cap), std::move(h));
+    async_recv_message(in_, stream_, buffer, n, cap, std::move(h));
   }
   template <class Handler>
   void async_recv_some(char* buffer, std::size_t cap, Handler h) {
@@ -142,13 +154,11 @@ struct ipckit_conn_end {
   }
   template <class Handler>
   void async_send(const char* data, std::size_t n, Handler h) {
-    if (stream) boost::asio::async_write(connection, boost::asio::buffer(data, n), std::move(h));
-    else connection.async_write_some(boost::asio::buffer(data, n), std::move(h));
+    async_send_message(connection, stream, data, n, std::move(h));
   }
   template <class Handler>
   void async_recv(char* buffer, std::size_t n, std::size_t cap, Handler h) {
-    if (stream) boost::asio::async_read(connection, boost::asio::buffer(buffer, n), std::move(h));
-    else connection.async_read_some(boost::asio::buffer(buffer, cap), std::move(h));
+    async_recv_message(connection, stream, buffer, n, cap, std::move(h));
   }
   template <class Handler>
   void async_recv_some(char* buffer, std::size_t cap, Handler h) {

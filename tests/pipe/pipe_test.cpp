@@ -131,13 +131,9 @@ TEST(pipe, sigpipe_ignored_through_the_signal_module_drops_the_mask_and_still_gi
   ipckit::signal::reset({SIGPIPE});
 }
 
-// With SIGPIPE ignored through ipckit, async reads and writes without a deadline are
-// Asio's own descriptor operations (docs/pipe.md): the same results as the general path.
-TEST(pipe, async_io_with_sigpipe_ignored_streams_intact_and_gives_broken_pipe) {
-  ipckit::signal::ignore({SIGPIPE});
-  boost::asio::io_context io;
-  auto [reader, writer] = ipckit::make_pipe(io.get_executor());
-  const std::string data = pattern(4 << 20);
+// async_write of `data` on one end and async_read of as many bytes on the other.
+void expect_async_stream_intact(boost::asio::io_context& io, ipckit::pipe_reader& reader,
+                                ipckit::pipe_writer& writer, const std::string& data) {
   std::string got(data.size(), '\0');
   bool wrote = false, read = false;
   boost::asio::async_write(writer, boost::asio::buffer(data), [&](error_code ec, std::size_t n) {
@@ -152,6 +148,16 @@ TEST(pipe, async_io_with_sigpipe_ignored_streams_intact_and_gives_broken_pipe) {
   });
   ASSERT_TRUE(run_until(io, [&] { return wrote && read; }));
   EXPECT_TRUE(got == data);
+}
+
+// With SIGPIPE ignored through ipckit, async reads and writes without a deadline are
+// Asio's own descriptor operations (docs/pipe.md): the same results as the general path.
+TEST(pipe, async_io_with_sigpipe_ignored_streams_intact_and_gives_broken_pipe) {
+  ipckit::signal::ignore({SIGPIPE});
+  boost::asio::io_context io;
+  auto [reader, writer] = ipckit::make_pipe(io.get_executor());
+  const std::string data = pattern(4 << 20);
+  expect_async_stream_intact(io, reader, writer, data);
 
   std::optional<error_code> empty_write;
   writer.async_write_some(boost::asio::buffer(data.data(), 0),
@@ -175,20 +181,7 @@ TEST(pipe, async_streaming_of_ten_mebibytes_arrives_intact) {
   boost::asio::io_context io;
   auto [reader, writer] = ipckit::make_pipe(io.get_executor());
   const std::string data = pattern(10 << 20);
-  std::string got(data.size(), '\0');
-  bool wrote = false, read = false;
-  boost::asio::async_write(writer, boost::asio::buffer(data), [&](error_code ec, std::size_t n) {
-    EXPECT_FALSE(ec);
-    EXPECT_EQ(n, data.size());
-    wrote = true;
-  });
-  boost::asio::async_read(reader, boost::asio::buffer(got), [&](error_code ec, std::size_t n) {
-    EXPECT_FALSE(ec);
-    EXPECT_EQ(n, data.size());
-    read = true;
-  });
-  ASSERT_TRUE(run_until(io, [&] { return wrote && read; }));
-  EXPECT_TRUE(got == data);
+  expect_async_stream_intact(io, reader, writer, data);
 }
 
 TEST(pipe, eof_after_writer_closes_and_all_bytes_read) {
