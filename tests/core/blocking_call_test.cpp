@@ -11,9 +11,12 @@
 #include <boost/asio/use_future.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 
@@ -154,6 +157,26 @@ TEST(blocking_call, workers_take_no_process_signals) {
   EXPECT_TRUE(sigismember(&mask, SIGTERM));
   EXPECT_TRUE(sigismember(&mask, SIGCHLD));
   EXPECT_FALSE(sigismember(&mask, ipckit::detail::interrupt_signal()));
+}
+
+// A worker that runs before the loop threads on a shared CPU costs two thread switches
+// per hand-off (docs/performance.md, finding 6), so workers are 5 nicer than their starter.
+TEST(blocking_call, workers_run_five_nicer_than_the_thread_that_started_them) {
+  errno = 0;
+  const int ours = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+  ASSERT_EQ(errno, 0);
+  ipckit::event_loop loop;
+  int worker_nice = 100;
+  bool done = false;
+  async_run_blocking<void>(
+      loop.get_executor(),
+      [&](const interrupt_token&, error_code&) {
+        worker_nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+      },
+      [&](error_code) { done = true; });
+  ASSERT_TRUE(run_until(loop, [&] { return done; }));
+  EXPECT_EQ(worker_nice, std::min(ours + 5, 19));
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), ours);  // the caller's own is untouched
 }
 
 TEST(blocking_call, destroying_the_loop_interrupts_pending_calls_without_calling_handlers) {
