@@ -41,8 +41,8 @@ constexpr std::chrono::milliseconds reinterrupt_period{1};
 // has posted, it blocks and must be woken again. Run after the loops, it usually finds
 // its next call queued and its unit posted, and never sleeps in the pool: 4 thread
 // switches per semaphore round trip instead of 6.2 (docs/performance.md, finding 6).
-// At +3 the order is not reliable yet; at +10 a CPU-bound process sharing the CPU
-// delays a worker by its whole slice (p99 of 2 ms in the same benchmark).
+// +5 is the smallest step that gave that order in every run here (+3 did not); a bigger
+// one saves nothing more and makes a worker wait longer behind CPU-bound threads.
 constexpr int worker_nice_increment = 5;
 constexpr int lowest_priority = 19;
 
