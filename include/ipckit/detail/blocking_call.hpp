@@ -74,8 +74,9 @@ class blocking_service : public boost::asio::execution_context::service {
   explicit blocking_service(boost::asio::execution_context& context);
   ~blocking_service() override;
 
-  /// Queues `task`; its completion reaches the loop of `ex` (an executor of this
-  /// service's context) through an eventfd on that loop's reactor.
+  /// Queues `task` for a worker. `ex` (an executor of this service's context) is the
+  /// loop whose reactor, if the context had one before this service, carries finished
+  /// calls back through an eventfd; otherwise workers post them.
   void submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
   void cancel(const std::shared_ptr<blocking_task>& task);
   /// Threads started so far (for tests and diagnostics).
