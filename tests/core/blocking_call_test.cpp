@@ -11,11 +11,17 @@
 #include <boost/asio/use_future.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <optional>
 #include <poll.h>
+#include <stdexcept>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -154,6 +160,86 @@ TEST(blocking_call, workers_take_no_process_signals) {
   EXPECT_TRUE(sigismember(&mask, SIGTERM));
   EXPECT_TRUE(sigismember(&mask, SIGCHLD));
   EXPECT_FALSE(sigismember(&mask, ipckit::detail::interrupt_signal()));
+}
+
+// A worker that runs before the loop threads on a shared CPU costs two thread switches
+// per hand-off (docs/performance.md, finding 6), so workers are 5 nicer than their starter.
+TEST(blocking_call, workers_run_five_nicer_than_the_thread_that_started_them) {
+  errno = 0;
+  const int ours = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+  ASSERT_EQ(errno, 0);
+  ipckit::event_loop loop;
+  int worker_nice = 100;
+  bool done = false;
+  async_run_blocking<void>(
+      loop.get_executor(),
+      [&](const interrupt_token&, error_code&) {
+        worker_nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+      },
+      [&](error_code) { done = true; });
+  ASSERT_TRUE(run_until(loop, [&] { return done; }));
+  EXPECT_EQ(worker_nice, std::min(ours + 5, 19));
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), ours);  // the caller's own is untouched
+}
+
+// A loop that already has a reactor (here for the timer) gets finished calls through an
+// eventfd on it instead of Asio's post (docs/architecture.md): every call completes, on
+// the loop thread, and run() returns once none is in flight.
+TEST(blocking_call, calls_complete_on_a_loop_that_already_has_a_reactor) {
+  ipckit::event_loop loop;
+  boost::asio::steady_timer timer(loop.get_executor());
+  const auto loop_thread = std::this_thread::get_id();
+  std::vector<int> results;
+  bool all_on_loop_thread = true;
+  for (int i = 0; i < 8; ++i)
+    async_run_blocking<int>(
+        loop.get_executor(), [i](const interrupt_token&, error_code&) { return i; },
+        [&](error_code ec, int value) {
+          EXPECT_FALSE(ec);
+          all_on_loop_thread = all_on_loop_thread && std::this_thread::get_id() == loop_thread;
+          results.push_back(value);
+        });
+  const auto start = std::chrono::steady_clock::now();
+  loop.run_for(10s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // nothing left armed
+  std::sort(results.begin(), results.end());
+  EXPECT_EQ(results, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_TRUE(all_on_loop_thread);
+}
+
+// Finished calls may reach the loop together through one wake-up (docs/architecture.md);
+// an exception from one handler must not lose the others.
+TEST(blocking_call, a_throwing_handler_leaves_the_other_finished_calls_for_the_next_run) {
+  for (const bool with_reactor : {false, true}) {
+    SCOPED_TRACE(with_reactor ? "loop with a reactor (eventfd channel)" : "loop without a reactor (post)");
+    ipckit::event_loop loop;
+    std::optional<boost::asio::steady_timer> timer;
+    if (with_reactor) timer.emplace(loop.get_executor());
+    int called = 0;
+    for (int i = 0; i < 2; ++i)
+      async_run_blocking<void>(
+          loop.get_executor(), [](const interrupt_token&, error_code&) {},
+          [&](error_code) {
+            ++called;
+            throw std::runtime_error("handler");
+          });
+    // Each run() rethrows what the handlers it ran threw: one exception each when the
+    // calls arrive apart; Asio's multiple_exceptions when the loop dispatched both
+    // handlers in one turn.
+    int runs_that_threw = 0;
+    for (int run = 0; run < 4 && called < 2; ++run) {
+      loop.restart();
+      try {
+        loop.run_for(10s);
+      } catch (const std::exception&) {
+        ++runs_that_threw;
+      }
+    }
+    EXPECT_EQ(called, 2);
+    EXPECT_GE(runs_that_threw, 1);
+    loop.restart();
+    EXPECT_EQ(loop.run_for(10s), 0U);  // nothing left pending: run returns at once
+  }
 }
 
 TEST(blocking_call, destroying_the_loop_interrupts_pending_calls_without_calling_handlers) {

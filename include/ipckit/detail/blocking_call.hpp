@@ -5,11 +5,13 @@
 
 #include <ipckit/error.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
 
@@ -48,6 +50,9 @@ class blocking_task {
   virtual void complete() = 0;  // on the handler's executor
   /// Queues complete() on the handler's executor; `self` is this task.
   virtual void post_completion(std::shared_ptr<blocking_task> self) = 0;
+  /// Runs complete() at once if the calling thread runs the handler's executor (the
+  /// loop taking finished calls), else queues it there.
+  virtual void dispatch_completion(std::shared_ptr<blocking_task> self) = 0;
   interrupt_token& token() noexcept { return token_; }
 
  private:
@@ -69,7 +74,10 @@ class blocking_service : public boost::asio::execution_context::service {
   explicit blocking_service(boost::asio::execution_context& context);
   ~blocking_service() override;
 
-  void submit(std::shared_ptr<blocking_task> task);
+  /// Queues `task` for a worker. `ex` (an executor of this service's context) is the
+  /// loop whose reactor, if the context had one before this service, carries finished
+  /// calls back through an eventfd; otherwise workers post them.
+  void submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
   void cancel(const std::shared_ptr<blocking_task>& task);
   /// Threads started so far (for tests and diagnostics).
   std::size_t thread_count() const;
@@ -145,6 +153,10 @@ class blocking_task_impl : public blocking_task {
     boost::asio::post(handler_work_.get_executor(), [self = std::move(self)] { self->complete(); });
   }
 
+  void dispatch_completion(std::shared_ptr<blocking_task> self) override {
+    boost::asio::dispatch(handler_work_.get_executor(), [self = std::move(self)] { self->complete(); });
+  }
+
  private:
   Handler handler_;
   boost::asio::executor_work_guard<IoExecutor> io_work_;
@@ -177,7 +189,7 @@ auto async_run_blocking(const Executor& ex, Fn fn, CompletionToken&& token,
       });
     }
     std::shared_ptr<blocking_task> queued = task;
-    service.submit(queued);
+    service.submit(queued, boost::asio::any_io_executor(io_executor));
     if (calls) calls->add(service, queued);
   };
   return boost::asio::async_initiate<CompletionToken, blocking_signature<Result>>(
