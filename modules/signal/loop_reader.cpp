@@ -9,6 +9,13 @@
 #include <algorithm>
 
 namespace ipckit::signal::detail {
+namespace {
+
+// The reader whose read attempt runs in this thread: the waits it takes from their
+// queues need no idle check, since its completion decides whether to watch on.
+thread_local const loop_reader* attempting_for = nullptr;
+
+}  // namespace
 
 loop_reader::loop_reader(boost::asio::execution_context& context)
     : boost::asio::execution_context::service(context) {}
@@ -21,78 +28,103 @@ void loop_reader::attach(const std::shared_ptr<subscription>& sub,
   sub->reader = this;
   if (!watch_) {
     executor_ = ex;
-    watch_.emplace(ex, registry::get().new_watch_fd());
+    watch_.emplace(ex);
+    watch_->assign(registry::get().new_watch_fd());
   }
 }
 
 void loop_reader::wait_added() {
+  waits_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mutex_);
-  if (shut_) return;
-  ++waits_;
+  if (shut_.load(std::memory_order_relaxed)) return;
   idle_passes_ = 0;
-  if (!armed_ && waits_ > 0) arm();
+  if (!armed_) arm();
 }
 
 void loop_reader::wait_removed(std::size_t count) {
-  std::lock_guard lock(mutex_);
-  if (shut_ || count == 0) return;
-  waits_ -= static_cast<long>(count);
-  // A pending watch is work: it must go once nobody waits, or run() would never run out
-  // of work. Not at once, though: the handler just completed usually waits again.
-  if (waits_ <= 0 && armed_ && !idle_check_posted_) {
-    idle_check_posted_ = true;
-    boost::asio::post(*executor_, [this] { stop_if_idle(); });
-  }
+  if (count == 0) return;
+  const long left = waits_.fetch_sub(static_cast<long>(count), std::memory_order_relaxed) - static_cast<long>(count);
+  if (left > 0 || attempting_for == this || shut_.load(std::memory_order_relaxed)) return;
+  // A pending attempt is work: it must go once nobody waits, or run() would never run
+  // out of work. Not at once, though: the handler just completed usually waits again.
+  if (!idle_check_posted_.exchange(true)) boost::asio::post(*executor_, [this] { stop_if_idle(); });
 }
 
-// Asio's async_wait completes at once when the descriptor is readable already (the
-// reactor re-polls it when the wait is queued), so a signal that came before the watch
-// is not missed.
+// The attempt reads the signalfd now (the raw loop's "read before waiting") and again at
+// each edge of the edge-triggered registration; it is finished once it has waits to
+// complete, which its completion does on the loop, outside every lock.
 void loop_reader::arm() {
   armed_ = true;
   const std::uint64_t generation = ++generation_;
-  watch_->async_wait(boost::asio::posix::descriptor_base::wait_read,
-                     [this, generation](const error_code& ec) { on_readable(ec, generation); });
+  watch_->async_attempt<void>(
+      ipckit::detail::attempt_direction::read,
+      [this](error_code&) {
+        ready_waits ready;
+        attempting_for = this;
+        registry::get().read_for_loop(ready);
+        attempting_for = nullptr;
+        if (ready.empty()) return false;
+        std::lock_guard lock(read_mutex_);
+        for (auto& wait : ready) read_.push_back(std::move(wait));
+        return true;
+      },
+      [this, generation](const error_code& ec) { on_read(ec, generation); });
 }
 
-void loop_reader::on_readable(const error_code& ec, std::uint64_t generation) {
+void loop_reader::on_read(const error_code& ec, std::uint64_t generation) {
+  ready_waits ready;
   {
     std::lock_guard lock(mutex_);
-    if (shut_) return;
-    if (generation == generation_) armed_ = false;
+    if (shut_.load(std::memory_order_relaxed)) return;  // read_ is destroyed with the service
+    if (generation == generation_) armed_ = false;  // else cancelled as idle: a later one is armed
   }
-  if (ec) return;  // cancelled as idle (a later watch has its own completion)
-  // The read completes this context's waits; the watch is armed again only for those
-  // left, or when their handlers wait again (wait_added).
-  registry::get().drain();
-  std::lock_guard lock(mutex_);
-  if (!shut_ && !armed_ && waits_ > 0) arm();
+  if (!ec) {
+    // Even from an attempt cancelled as idle after it finished: its waits are done.
+    std::lock_guard lock(read_mutex_);
+    ready.swap(read_);
+  }
+  // Armed again only for the waits left, or when their handlers wait again (wait_added),
+  // and also when a handler throws out of run(): the loop keeps watching for the others.
+  struct watch_on {
+    loop_reader* self;
+    ~watch_on() {
+      std::lock_guard lock(self->mutex_);
+      if (self->shut_.load(std::memory_order_relaxed) || self->armed_ ||
+          self->waits_.load(std::memory_order_relaxed) <= 0)
+        return;
+      try {
+        self->arm();
+      } catch (...) {  // no memory for the attempt: the next wait_added tries again
+        self->armed_ = false;
+      }
+    }
+  } rearm{this};
+  complete_all(ready);
 }
 
 void loop_reader::stop_if_idle() {
   std::lock_guard lock(mutex_);
-  idle_check_posted_ = false;
-  if (shut_ || waits_ > 0 || !armed_) return;
+  idle_check_posted_.store(false);
+  if (shut_.load(std::memory_order_relaxed) || waits_.load(std::memory_order_relaxed) > 0 || !armed_) return;
   // Two more turns of the loop first: a handler that waits again after a post or two
   // (a coroutine resuming, a composed operation) then finds the watch still armed.
   if (idle_passes_ < 2) {
     ++idle_passes_;
-    idle_check_posted_ = true;
+    idle_check_posted_.store(true);
     boost::asio::post(*executor_, [this] { stop_if_idle(); });
     return;
   }
   idle_passes_ = 0;
   armed_ = false;
   ++generation_;
-  error_code ignored;
-  watch_->cancel(ignored);
+  watch_->cancel();
 }
 
 void loop_reader::shutdown() {
   std::vector<std::shared_ptr<subscription>> alive;
   {
     std::lock_guard lock(mutex_);
-    shut_ = true;
+    shut_.store(true);
     for (auto& weak : tracked_)
       if (auto sub = weak.lock()) alive.push_back(std::move(sub));
     tracked_.clear();

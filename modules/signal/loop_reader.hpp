@@ -5,10 +5,12 @@
 
 #include "subscription.hpp"
 
+#include <ipckit/detail/polled_descriptor.hpp>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/execution_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -28,27 +30,37 @@ class loop_reader : public boost::asio::execution_context::service {
   /// the reads.
   void attach(const std::shared_ptr<subscription>& sub, const boost::asio::any_io_executor& ex);
 
-  /// A wait was queued (called under the subscription's mutex): the signalfd is watched.
+  /// A wait was queued: the signalfd is watched. Called after the subscription's mutex
+  /// is released (arming reads the signalfd at once, which takes the registry's lock).
   void wait_added();
-  /// `count` waits left their queue (under the subscription's mutex).
+  /// `count` waits left their queue (under the subscription's mutex; takes no lock).
   void wait_removed(std::size_t count);
 
  private:
   void shutdown() override;
   void arm();  // under mutex_
-  void on_readable(const error_code& ec, std::uint64_t generation);
+  void on_read(const error_code& ec, std::uint64_t generation);
   void stop_if_idle();
 
+  // Guards tracked_, executor_, watch_ and the arming state. Lock order: mutex_, then
+  // the watch's reactor lock, then the registry (an attempt reads under both), then a
+  // subscription; nothing holding those takes mutex_.
   std::mutex mutex_;
   std::vector<std::weak_ptr<subscription>> tracked_;
   std::optional<boost::asio::any_io_executor> executor_;
-  std::optional<boost::asio::posix::stream_descriptor> watch_;  // a dup of the signalfd
-  long waits_ = 0;            // pending waits of this context's notifiers
-  bool armed_ = false;        // an async_wait on watch_ is pending
-  bool idle_check_posted_ = false;
+  /// A dup of the signalfd on this context's reactor: registered once, edge-triggered,
+  /// and read at once when a wait starts (no epoll_ctl per wait).
+  std::optional<ipckit::detail::polled_descriptor> watch_;
+  std::atomic<long> waits_{0};  // pending waits of this context's notifiers
+  bool armed_ = false;          // a read attempt on watch_ is pending
+  std::atomic<bool> idle_check_posted_{false};
   int idle_passes_ = 0;
-  std::uint64_t generation_ = 0;  // tells a cancelled watch's completion from the current one
-  bool shut_ = false;
+  std::uint64_t generation_ = 0;  // tells a cancelled attempt's completion from the current one
+  /// The waits an attempt completed, until its completion completes them (a leaf lock:
+  /// the attempt holds the reactor's and the registry's).
+  std::mutex read_mutex_;
+  ready_waits read_;
+  std::atomic<bool> shut_{false};
 };
 
 }  // namespace ipckit::signal::detail

@@ -28,7 +28,10 @@ std::deque<std::unique_ptr<wait_op>> subscription::take_waiting() {
 }
 
 void subscription::wake_blocking() {
-  if (blocking_waiters == 0 || wake_fd < 0 || draining_for == this) return;
+  if (draining_for == this) return;
+  // The thread stays in its wait until it takes `mutex`, which the caller holds.
+  if (has_reading_thread) pthread_kill(reading_thread, wake_signal());
+  if (blocking_waiters == 0 || wake_fd < 0) return;
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t written = ::write(wake_fd, &one, sizeof one);
 }
@@ -90,17 +93,25 @@ void start_wait(const std::shared_ptr<subscription>& state, std::unique_ptr<wait
     op->complete(boost::asio::error::operation_aborted, {});
     return;
   }
-  std::lock_guard lock(state->mutex);
-  if (state->stopped->load(std::memory_order_relaxed) || state->shut_down) {
-    op->complete(boost::asio::error::operation_aborted, {});
-  } else if (!state->queue.empty()) {
-    info delivery = state->queue.front();
-    state->queue.pop_front();
-    op->complete({}, delivery);
-  } else {
+  loop_reader* reader = nullptr;
+  {
+    std::lock_guard lock(state->mutex);
+    if (state->stopped->load(std::memory_order_relaxed) || state->shut_down) {
+      op->complete(boost::asio::error::operation_aborted, {});
+      return;
+    }
+    if (!state->queue.empty()) {
+      info delivery = state->queue.front();
+      state->queue.pop_front();
+      op->complete({}, delivery);
+      return;
+    }
     state->waiting.push_back(std::move(op));
-    if (state->reader) state->reader->wait_added();
+    reader = state->reader;
   }
+  // Outside the lock: arming the watch reads the signalfd at once, and what it reads may
+  // complete this very wait.
+  if (reader) reader->wait_added();
 }
 
 void cancel_wait(const std::weak_ptr<subscription>& weak, std::uint64_t id) {

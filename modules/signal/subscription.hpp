@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
 
 namespace ipckit::signal::detail {
 
@@ -25,6 +26,9 @@ struct ready_wait {
 };
 /// Kept on the reader's stack: a delivery costs no allocation for it.
 using ready_waits = boost::container::small_vector<ready_wait, 4>;
+/// Completes them (complete_here) in order; the caller holds no lock. If a handler
+/// throws, the rest are posted and the exception goes on.
+void complete_all(ready_waits& ready);
 
 struct subscription {
   subscription() { sigemptyset(&signals); }
@@ -36,7 +40,8 @@ struct subscription {
   sigset_t signals;
   bool registered = false;
 
-  // Guarded by `mutex`. Lock order: registry, then subscription, then loop_reader.
+  // Guarded by `mutex`. Lock order: the registry's, then this (loop_reader.hpp has the
+  // whole order).
   std::mutex mutex;
   std::deque<info> queue;
   std::deque<std::unique_ptr<wait_op>> waiting;
@@ -46,10 +51,14 @@ struct subscription {
   /// The reader of the notifier's execution context: told of every wait that starts and
   /// ends, so that the context watches the signalfd exactly while a wait is pending.
   loop_reader* reader = nullptr;
-  /// Threads in wait()/wait_for(), and the eventfd a push or a stop wakes them with
-  /// (made on the first blocking wait).
+  /// Threads in wait()/wait_for() that poll, and the eventfd a push or a stop wakes
+  /// them with (made on the first blocking wait).
   int blocking_waiters = 0;
   int wake_fd = -1;
+  /// The thread in a blocking read of the signalfd for this subscription (registry::
+  /// read_alone), which a push or a stop wakes with the interrupt signal.
+  bool has_reading_thread = false;
+  pthread_t reading_thread{};
 
   /// A delivery for this subscription: to the first pending wait, else to the queue.
   /// With `ready`, a wait it completes is handed there (the caller completes it once it
