@@ -38,27 +38,31 @@ class loop_reader : public boost::asio::execution_context::service {
 
  private:
   void shutdown() override;
-  void arm();  // under mutex_
-  void on_read(const error_code& ec, std::uint64_t generation);
+  void arm();  // under mutex_, with armed_ false
+  void on_read(const error_code& ec);
+  void watch_on_if_waiting();
   void stop_if_idle();
 
-  // Guards tracked_, executor_, watch_ and the arming state. Lock order: mutex_, then
-  // the watch's reactor lock, then the registry (an attempt reads under both), then a
-  // subscription; nothing holding those takes mutex_.
+  // Guards tracked_, executor_, watch_ and the arming (arm, cancel). Lock order: mutex_,
+  // then the watch's reactor lock, then the registry's (an attempt reads under both),
+  // then a subscription's; nothing holding those takes mutex_.
   std::mutex mutex_;
   std::vector<std::weak_ptr<subscription>> tracked_;
   std::optional<boost::asio::any_io_executor> executor_;
   /// A dup of the signalfd on this context's reactor: registered once, edge-triggered,
-  /// and read at once when a wait starts (no epoll_ctl per wait).
+  /// and read only after an edge (no epoll_ctl per wait, no read that finds nothing).
   std::optional<ipckit::detail::polled_descriptor> watch_;
-  std::atomic<long> waits_{0};  // pending waits of this context's notifiers
-  bool armed_ = false;          // a read attempt on watch_ is pending
+  /// Pending waits of this context's notifiers, and whether a read attempt is pending:
+  /// set by arm(), cleared by the attempt that finishes or by the idle cancel. The
+  /// hot path (a handler that waits again) reads them without mutex_; each side of a
+  /// race checks the other's after its own write (sequentially consistent).
+  std::atomic<long> waits_{0};
+  std::atomic<bool> armed_{false};
   std::atomic<bool> idle_check_posted_{false};
-  int idle_passes_ = 0;
-  std::uint64_t generation_ = 0;  // tells a cancelled attempt's completion from the current one
-  /// The waits an attempt completed, until its completion completes them (a leaf lock:
-  /// the attempt holds the reactor's and the registry's).
-  std::mutex read_mutex_;
+  int idle_passes_ = 0;  // under mutex_
+  /// The waits an attempt completed, until its completion completes them. A spin lock,
+  /// held for a move: the attempt holds the reactor's and the registry's locks.
+  std::atomic_flag read_busy_;
   ready_waits read_;
   std::atomic<bool> shut_{false};
 };

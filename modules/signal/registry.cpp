@@ -196,20 +196,21 @@ struct registry::impl {
 
   // Reads what the signalfd holds now and fans it out (under `mutex`). The waits it
   // completes go to `ready` when given (see subscription::push). Nothing while a thread
-  // reads it outside the lock: what that one reads must be fanned out first.
-  void drain(ready_waits* ready = nullptr) {
+  // reads it outside the lock: what that one reads must be fanned out first. True when
+  // it read the signalfd empty.
+  bool drain(ready_waits* ready = nullptr) {
     if (reading) {
       skipped = true;
-      return;
+      return false;
     }
     signalfd_siginfo from_fd[batch];
     for (;;) {
       const ssize_t n = ::read(signal_fd, from_fd, sizeof from_fd);
-      if (n <= 0) return;
+      if (n <= 0) return n < 0 && errno == EAGAIN;
       const ssize_t count = n / static_cast<ssize_t>(sizeof *from_fd);
       for (ssize_t i = 0; i < count; ++i) deliver(from_signalfd(from_fd[i]), ready);
       // A short read took all there was: saves the read that would say EAGAIN.
-      if (count < batch) return;
+      if (count < batch) return true;
     }
   }
 
@@ -366,12 +367,12 @@ std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) 
   return out;
 }
 
-void complete_all(ready_waits& ready) {
+void complete_all(ready_waits& ready, const boost::asio::execution_context* running_loop) {
   // Outside the locks, so that a handler may run here at once: a loop that read the
   // delivery runs its own notifier's handler without another turn of its scheduler.
   for (std::size_t i = 0; i < ready.size(); ++i) {
     try {
-      ready[i].op->complete_here({}, ready[i].delivery);
+      ready[i].op->complete_here({}, ready[i].delivery, running_loop);
     } catch (...) {  // a handler threw (out of run()): the others still complete, later
       for (std::size_t j = i + 1; j < ready.size(); ++j) ready[j].op->complete({}, ready[j].delivery);
       throw;
@@ -379,9 +380,9 @@ void complete_all(ready_waits& ready) {
   }
 }
 
-void registry::read_for_loop(ready_waits& ready) {
+bool registry::read_for_loop(ready_waits& ready) {
   std::lock_guard lock(impl_->mutex);
-  impl_->drain(&ready);
+  return impl_->drain(&ready);
 }
 
 void registry::drain() {
@@ -391,7 +392,7 @@ void registry::drain() {
     std::lock_guard lock(impl_->mutex);
     impl_->drain(&ready);
   }
-  complete_all(ready);
+  complete_all(ready, nullptr);
 }
 
 void registry::enter_blocking() {
@@ -437,7 +438,7 @@ bool registry::read_alone(const subscription* waiting) {
     draining_for = nullptr;
   }
   role.unlock();
-  complete_all(ready);
+  complete_all(ready, nullptr);
   return true;
 }
 

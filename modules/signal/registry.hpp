@@ -42,9 +42,9 @@ class registry {
 
   /// A loop's read attempt: reads what the signalfd holds and fans it out; the waits it
   /// completes go to `ready`, for the caller to complete once it holds no lock. Reads
-  /// nothing while a thread is in read_alone(): that one delivers what comes, and reads
-  /// again before it leaves.
-  void read_for_loop(ready_waits& ready);
+  /// nothing while a thread is in read_alone() (that one delivers what comes, and reads
+  /// again before it leaves). True when it read the signalfd empty.
+  bool read_for_loop(ready_waits& ready);
   /// The same for a thread in a blocking wait that polled the signalfd readable; the
   /// waits it completes run here when the caller is on their executor (else are posted).
   void drain();

@@ -21,14 +21,15 @@ class loop_reader;
 
 /// A wait that a delivery completes, taken from its queue under the locks.
 struct ready_wait {
-  std::unique_ptr<wait_op> op;
+  wait_op_ptr op;
   info delivery;
 };
 /// Kept on the reader's stack: a delivery costs no allocation for it.
 using ready_waits = boost::container::small_vector<ready_wait, 4>;
-/// Completes them (complete_here) in order; the caller holds no lock. If a handler
-/// throws, the rest are posted and the exception goes on.
-void complete_all(ready_waits& ready);
+/// Completes them (complete_here) in order; the caller holds no lock and is a thread
+/// running `running_loop` (null for a thread that runs none). If a handler throws, the
+/// rest are posted and the exception goes on.
+void complete_all(ready_waits& ready, const boost::asio::execution_context* running_loop);
 
 struct subscription {
   subscription() { sigemptyset(&signals); }
@@ -44,7 +45,7 @@ struct subscription {
   // whole order).
   std::mutex mutex;
   std::deque<info> queue;
-  std::deque<std::unique_ptr<wait_op>> waiting;
+  std::deque<wait_op_ptr> waiting;
   std::size_t dropped = 0;
   bool shut_down = false;  // the execution context is gone
   std::shared_ptr<std::atomic<bool>> stopped = std::make_shared<std::atomic<bool>>(false);
@@ -65,7 +66,7 @@ struct subscription {
   /// holds no lock, with complete_here); without, its completion is posted here.
   void push(const info& delivery, ready_waits* ready = nullptr);
   /// Removes the pending waits (the caller completes or destroys them outside no lock).
-  std::deque<std::unique_ptr<wait_op>> take_waiting();
+  std::deque<wait_op_ptr> take_waiting();
   /// Wakes the threads in a blocking wait (under `mutex`).
   void wake_blocking();
 };
