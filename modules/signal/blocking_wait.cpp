@@ -62,10 +62,12 @@ std::optional<info> wait_blocking(subscription* sub,
       sub->has_reading_thread = true;
       sub->reading_thread = pthread_self();
       lock.unlock();
-      const bool read = service.read_alone(sub);
+      const auto outcome = service.read_alone(sub);
       lock.lock();
       sub->has_reading_thread = false;
-      if (!read) may_read_alone = false;  // another thread waits too: poll from now on
+      // Polls from now on when another thread waits too, or when something woke the
+      // read (registry.hpp says what), for this wait.
+      if (outcome != registry::alone::read) may_read_alone = false;
       continue;
     }
     timespec left{};

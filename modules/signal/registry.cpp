@@ -150,10 +150,11 @@ struct registry::impl {
   int block_fd = -1;
   bool block_mask_stale = true;
   // Held by a thread from before it reads the signalfd outside `mutex` (read_alone) or
-  // polls and drains it (drain()) to after its fan-out; loops never wait for it: while
-  // `reading`, their attempts skip and say so in `skipped`, and the reader drains again
-  // before it leaves, so no delivery waits for the next signal. Lock order: role_mutex,
-  // then mutex.
+  // polls and drains it (drain()) to after its fan-out. Loops never wait for it: while
+  // `reading`, their attempts read nothing, say so in `skipped` and wake the reader, which
+  // then reads again, tells the loops to look again, and polls for the rest of its wait,
+  // so that no delivery waits for the next signal (a signal sent to a loop's own thread
+  // is one the reader cannot read). Lock order: role_mutex, then mutex.
   std::mutex role_mutex;
   bool reading = false;
   pthread_t reading_thread{};
@@ -200,6 +201,7 @@ struct registry::impl {
   // it read the signalfd empty.
   bool drain(ready_waits* ready = nullptr) {
     if (reading) {
+      if (!skipped) pthread_kill(reading_thread, wake_signal());
       skipped = true;
       return false;
     }
@@ -406,11 +408,11 @@ void registry::leave_blocking() {
   --impl_->blocking_threads;
 }
 
-bool registry::read_alone(const subscription* waiting) {
+registry::alone registry::read_alone(const subscription* waiting) {
   std::unique_lock role(impl_->role_mutex);
   {
     std::lock_guard lock(impl_->mutex);
-    if (impl_->blocking_threads != 1 || impl_->reading) return false;
+    if (impl_->blocking_threads != 1 || impl_->reading) return alone::refused;
     if (impl_->block_mask_stale) {
       sigset_t mask = impl_->active;
       sigaddset(&mask, wake_signal());
@@ -421,25 +423,32 @@ bool registry::read_alone(const subscription* waiting) {
     impl_->reading_thread = pthread_self();
   }
   signalfd_siginfo from_fd[batch];
-  const ssize_t n = ::read(impl_->block_fd, from_fd, sizeof from_fd);  // EINTR: read nothing
+  const ssize_t n = ::read(impl_->block_fd, from_fd, sizeof from_fd);
+  bool woken = n < 0;  // EINTR: a handler ran here (the wake signal's, if unblocked)
   ready_waits ready;
   {
     std::lock_guard lock(impl_->mutex);
     impl_->reading = false;
     // Pushes to the caller's own subscription need no wake-up: it looks at its queue next.
     draining_for = waiting;
-    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_fd); ++i)
-      if (static_cast<int>(from_fd[i].ssi_signo) != wake_signal()) impl_->deliver(from_signalfd(from_fd[i]), &ready);
-    // A loop or a stop found the signalfd busy meanwhile: what it left is read now.
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_fd); ++i) {
+      if (static_cast<int>(from_fd[i].ssi_signo) == wake_signal()) woken = true;
+      else impl_->deliver(from_signalfd(from_fd[i]), &ready);
+    }
+    // A loop or a stop found the signalfd busy meanwhile: what it left is read now, and
+    // the loops are told to look again. A signal sent to one of their threads (raise,
+    // pthread_kill) is there for that thread alone, and its edge went by while they
+    // skipped: setting the mask again wakes every watch of the signalfd.
     if (impl_->skipped) {
       impl_->skipped = false;
       impl_->drain(&ready);
+      ::signalfd(impl_->signal_fd, &impl_->active, 0);
     }
     draining_for = nullptr;
   }
   role.unlock();
   complete_all(ready, nullptr);
-  return true;
+  return woken ? alone::woken : alone::read;
 }
 
 int registry::watch_fd() const noexcept { return impl_->watch_fd; }

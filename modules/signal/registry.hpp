@@ -50,12 +50,16 @@ class registry {
   void drain();
   /// A blocking read of the signalfd, for the only thread in a blocking wait in the
   /// process (no poll before it: one system call a delivery, as a raw blocking read).
-  /// Returns false, having read nothing, when another thread is in a blocking wait too
-  /// (then each polls). `waiting` is the caller's subscription. What wakes the read
-  /// besides a signal: the interrupt signal sent to the thread by a push to or a stop of
-  /// `waiting` from elsewhere, by a second blocking waiter, or by a change of the mask.
-  /// The caller blocks that signal (block_wake_signal_here).
-  bool read_alone(const subscription* waiting);
+  /// `waiting` is the caller's subscription. Besides a signal, the wake signal ends the
+  /// read: sent to the thread by a push to or a stop of `waiting` from elsewhere, by a
+  /// second blocking waiter, by a change of the mask, or by a loop that could not read
+  /// meanwhile. The caller blocks it (block_wake_signal_here).
+  enum class alone {
+    refused,  ///< another thread is in a blocking wait too (each polls then); nothing read
+    read,     ///< a read that returned signals, fanned out
+    woken,    ///< woken: poll for the rest of this wait, so that loops may read
+  };
+  alone read_alone(const subscription* waiting);
   /// A thread enters or leaves wait()/wait_for() (read_alone needs to be the only one).
   void enter_blocking();
   void leave_blocking();
