@@ -79,7 +79,7 @@ void loop_reader::arm() {
         if (ready.empty()) return ipckit::detail::attempt_status::would_block;
         {
           spin_guard busy(read_busy_);
-          for (auto& wait : ready) read_.push_back(std::move(wait));
+          read_.splice(ready);
         }
         armed_.store(false);
         return drained ? ipckit::detail::attempt_status::finished_and_drained
@@ -94,7 +94,7 @@ void loop_reader::on_read(const error_code& ec) {
   ready_waits ready;
   {
     spin_guard busy(read_busy_);
-    ready.swap(read_);
+    ready.splice(read_);
   }
   // Armed again only for the waits left, or when their handlers wait again (wait_added),
   // and also when a handler throws out of run(): the loop keeps watching for the others.
@@ -165,7 +165,7 @@ void loop_reader::shutdown() {
   ready_waits unrun;
   {
     spin_guard busy(read_busy_);
-    unrun.swap(read_);
+    unrun.splice(read_);
   }
 }
 

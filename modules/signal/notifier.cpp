@@ -46,7 +46,7 @@ void subscription::push(const info& delivery, ready_waits* ready) {
     if (reader) reader->wait_removed(1);
     // Either way a stop() that comes before the handler runs turns it into
     // operation_aborted (the stop flag is read when it runs).
-    if (ready) ready->push_back({std::move(op), delivery});
+    if (ready) ready->push(std::move(op), delivery);
     else op->complete({}, delivery);
     return;
   }

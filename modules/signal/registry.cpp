@@ -372,11 +372,11 @@ std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) 
 void complete_all(ready_waits& ready, const boost::asio::execution_context* running_loop) {
   // Outside the locks, so that a handler may run here at once: a loop that read the
   // delivery runs its own notifier's handler without another turn of its scheduler.
-  for (std::size_t i = 0; i < ready.size(); ++i) {
+  while (auto op = ready.pop()) {
     try {
-      ready[i].op->complete_here({}, ready[i].delivery, running_loop);
+      op->complete_here({}, ready_waits::delivery_of(*op), running_loop);
     } catch (...) {  // a handler threw (out of run()): the others still complete, later
-      for (std::size_t j = i + 1; j < ready.size(); ++j) ready[j].op->complete({}, ready[j].delivery);
+      while (auto rest = ready.pop()) rest->complete({}, ready_waits::delivery_of(*rest));
       throw;
     }
   }

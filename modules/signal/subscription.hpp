@@ -3,8 +3,6 @@
 
 #include <ipckit/signal.hpp>
 
-#include <boost/container/small_vector.hpp>
-
 #include <atomic>
 #include <csignal>
 #include <deque>
@@ -19,13 +17,52 @@ inline constexpr std::size_t queue_limit = 65536;
 
 class loop_reader;
 
-/// A wait that a delivery completes, taken from its queue under the locks.
-struct ready_wait {
-  wait_op_ptr op;
-  info delivery;
+/// Waits that deliveries completed, each with its delivery, in order, taken from their
+/// queues under the locks and completed once the reader holds none. An intrusive list:
+/// a fan-out allocates and moves nothing. The waits left when it is destroyed are
+/// destroyed uncalled.
+class ready_waits {
+ public:
+  ready_waits() = default;
+  ready_waits(const ready_waits&) = delete;
+  ready_waits& operator=(const ready_waits&) = delete;
+  ~ready_waits() {
+    while (pop()) {
+    }
+  }
+
+  bool empty() const noexcept { return head_ == nullptr; }
+  void push(wait_op_ptr op, const info& delivery) noexcept {
+    wait_op* added = op.release();
+    added->delivery_ = delivery;
+    added->next_ = nullptr;
+    if (tail_) tail_->next_ = added;
+    else head_ = added;
+    tail_ = added;
+  }
+  /// Moves the waits of `other` to the end of this list.
+  void splice(ready_waits& other) noexcept {
+    if (!other.head_) return;
+    if (tail_) tail_->next_ = other.head_;
+    else head_ = other.head_;
+    tail_ = other.tail_;
+    other.head_ = other.tail_ = nullptr;
+  }
+  /// The first wait (null when none); its delivery is delivery_of(it).
+  wait_op_ptr pop() noexcept {
+    wait_op* first = head_;
+    if (!first) return nullptr;
+    head_ = first->next_;
+    if (!head_) tail_ = nullptr;
+    first->next_ = nullptr;
+    return wait_op_ptr(first);
+  }
+  static const info& delivery_of(const wait_op& op) noexcept { return op.delivery_; }
+
+ private:
+  wait_op* head_ = nullptr;
+  wait_op* tail_ = nullptr;
 };
-/// Kept on the reader's stack: a delivery costs no allocation for it.
-using ready_waits = boost::container::small_vector<ready_wait, 4>;
 /// Completes them (complete_here) in order; the caller holds no lock and is a thread
 /// running `running_loop` (null for a thread that runs none). If a handler throws, the
 /// rest are posted and the exception goes on.

@@ -41,6 +41,7 @@ struct info {
 namespace detail {
 
 struct subscription;
+class ready_waits;
 
 /// A pending async_wait, type-erased. complete() posts the handler to its executor; the
 /// caller then destroys the (emptied) op.
@@ -62,9 +63,13 @@ class wait_op {
 
  private:
   friend struct wait_op_deleter;
+  friend class ready_waits;
   /// Destroys and frees the op with the allocator it was made with.
   virtual void destroy() noexcept = 0;
   std::uint64_t id_ = 0;
+  // While in a list of waits a delivery completed (the signal module's ready_waits).
+  wait_op* next_ = nullptr;
+  info delivery_;
 };
 
 struct wait_op_deleter {
