@@ -159,7 +159,10 @@ struct registry::impl {
   bool reading = false;
   pthread_t reading_thread{};
   bool skipped = false;
-  int blocking_threads = 0;  // threads in wait()/wait_for()
+  // Threads in wait()/wait_for(). Counted without `mutex`; read under it by a thread
+  // that would read alone, and a thread that finds another there takes `mutex` to wake
+  // one reading alone, so either the reader sees the count or the newcomer the reader.
+  std::atomic<int> blocking_threads{0};
 
   impl() {
     sigemptyset(&active);
@@ -398,21 +401,19 @@ void registry::drain() {
 }
 
 void registry::enter_blocking() {
-  std::lock_guard lock(impl_->mutex);
+  if (impl_->blocking_threads.fetch_add(1) == 0) return;
   // A thread reading alone must poll from now on: wake it.
-  if (++impl_->blocking_threads > 1 && impl_->reading) pthread_kill(impl_->reading_thread, wake_signal());
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->reading) pthread_kill(impl_->reading_thread, wake_signal());
 }
 
-void registry::leave_blocking() {
-  std::lock_guard lock(impl_->mutex);
-  --impl_->blocking_threads;
-}
+void registry::leave_blocking() { impl_->blocking_threads.fetch_sub(1); }
 
 registry::alone registry::read_alone(const subscription* waiting) {
   std::unique_lock role(impl_->role_mutex);
   {
     std::lock_guard lock(impl_->mutex);
-    if (impl_->blocking_threads != 1 || impl_->reading) return alone::refused;
+    if (impl_->blocking_threads.load() != 1 || impl_->reading) return alone::refused;
     if (impl_->block_mask_stale) {
       sigset_t mask = impl_->active;
       sigaddset(&mask, wake_signal());
