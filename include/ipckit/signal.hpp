@@ -166,10 +166,12 @@ class notifier {
         [](auto handler, const std::shared_ptr<detail::subscription>& state,
            const executor_type& ex) {
           using handler_type = std::decay_t<decltype(handler)>;
-          auto op = std::make_unique<detail::wait_op_impl<handler_type, executor_type>>(
+          auto* typed = detail::wait_op_impl<handler_type, executor_type>::create(
               std::move(handler), ex, detail::stop_flag(state));
-          auto slot = boost::asio::get_associated_cancellation_slot(op->handler());
+          detail::wait_op_ptr op(typed);
+          auto slot = boost::asio::get_associated_cancellation_slot(typed->handler());
           if (slot.is_connected()) {
+            op->set_id(detail::next_wait_id());
             slot.assign([weak = std::weak_ptr<detail::subscription>(state),
                          id = op->id()](boost::asio::cancellation_type_t) {
               detail::cancel_wait(weak, id);

@@ -24,6 +24,8 @@ namespace {
 
 void ignore_interrupt(int) {}
 
+}  // namespace
+
 void install_interrupt_handler() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -34,6 +36,8 @@ void install_interrupt_handler() {
     ::sigaction(interrupt_signal(), &action, nullptr);
   });
 }
+
+namespace {
 
 // How often a cancelled call that has not returned yet is interrupted again. A signal
 // that lands between the call's cancelled() check and its system call is lost, so one

@@ -1,6 +1,8 @@
-// A blocking wait polls the signalfd and the notifier's eventfd, and drains the signalfd
-// itself when it is readable: one poll and one read a delivery, as a thread that read a
-// signalfd of its own would do, rather than a reader thread waking this one.
+// A blocking wait reads the signalfd itself. The only thread of the process in a
+// blocking wait reads it with a blocking read: one system call a delivery, as a thread
+// that read a signalfd of its own would make. With a deadline, or when several threads
+// wait, each polls the signalfd and the notifier's eventfd and drains the signalfd when
+// it is readable: one ppoll and one read a delivery.
 #include "blocking_wait.hpp"
 
 #include "registry.hpp"
@@ -12,6 +14,21 @@
 #include <unistd.h>
 
 namespace ipckit::signal::detail {
+namespace {
+
+// The registry counts the threads in a blocking wait (only one may read alone).
+class blocking_thread {
+ public:
+  explicit blocking_thread(registry& service) : service_(service) { service_.enter_blocking(); }
+  ~blocking_thread() { service_.leave_blocking(); }
+  blocking_thread(const blocking_thread&) = delete;
+  blocking_thread& operator=(const blocking_thread&) = delete;
+
+ private:
+  registry& service_;
+};
+
+}  // namespace
 
 std::optional<info> wait_blocking(subscription* sub,
                                   std::optional<std::chrono::steady_clock::time_point> deadline,
@@ -23,6 +40,10 @@ std::optional<info> wait_blocking(subscription* sub,
     return std::nullopt;
   }
   auto& service = registry::get();
+  // A blocking read has no deadline; and a thread whose wake-up signal cannot be
+  // blocked could miss a stop() that comes just before its read.
+  bool may_read_alone = !deadline && block_wake_signal_here();
+  blocking_thread counted(service);
   std::unique_lock lock(sub->mutex);
   for (;;) {
     if (!sub->queue.empty()) {
@@ -33,6 +54,21 @@ std::optional<info> wait_blocking(subscription* sub,
     if (sub->stopped->load()) {
       aborted = true;
       return std::nullopt;
+    }
+    if (may_read_alone && !sub->has_reading_thread) {
+      // Known as the reading thread before the queue is let go: a push or a stop from
+      // now on sends it the wake signal, which, blocked here, ends the read at once
+      // even if it comes before the read starts.
+      sub->has_reading_thread = true;
+      sub->reading_thread = pthread_self();
+      lock.unlock();
+      const auto outcome = service.read_alone(sub);
+      lock.lock();
+      sub->has_reading_thread = false;
+      // Polls from now on when another thread waits too, or when something woke the
+      // read (registry.hpp says what), for this wait.
+      if (outcome != registry::alone::read) may_read_alone = false;
+      continue;
     }
     timespec left{};
     if (deadline) {

@@ -20,21 +20,24 @@ subscription::~subscription() {
   if (wake_fd >= 0) ::close(wake_fd);
 }
 
-std::deque<std::unique_ptr<wait_op>> subscription::take_waiting() {
-  std::deque<std::unique_ptr<wait_op>> taken;
+std::deque<wait_op_ptr> subscription::take_waiting() {
+  std::deque<wait_op_ptr> taken;
   taken.swap(waiting);
   if (reader && !shut_down) reader->wait_removed(taken.size());
   return taken;
 }
 
 void subscription::wake_blocking() {
-  if (blocking_waiters == 0 || wake_fd < 0 || draining_for == this) return;
+  if (draining_for == this) return;
+  // The thread stays in its wait until it takes `mutex`, which the caller holds.
+  if (has_reading_thread) pthread_kill(reading_thread, wake_signal());
+  if (blocking_waiters == 0 || wake_fd < 0) return;
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t written = ::write(wake_fd, &one, sizeof one);
 }
 
 void subscription::push(const info& delivery, ready_waits* ready) {
-  std::unique_ptr<wait_op> op;
+  wait_op_ptr op;
   std::lock_guard lock(mutex);
   if (stopped->load(std::memory_order_relaxed)) return;
   if (!waiting.empty() && !shut_down) {
@@ -43,7 +46,7 @@ void subscription::push(const info& delivery, ready_waits* ready) {
     if (reader) reader->wait_removed(1);
     // Either way a stop() that comes before the handler runs turns it into
     // operation_aborted (the stop flag is read when it runs).
-    if (ready) ready->push_back({std::move(op), delivery});
+    if (ready) ready->push(std::move(op), delivery);
     else op->complete({}, delivery);
     return;
   }
@@ -85,28 +88,36 @@ std::shared_ptr<const std::atomic<bool>> stop_flag(const std::shared_ptr<subscri
   return state->stopped;
 }
 
-void start_wait(const std::shared_ptr<subscription>& state, std::unique_ptr<wait_op> op) {
+void start_wait(const std::shared_ptr<subscription>& state, wait_op_ptr op) {
   if (!state) {
     op->complete(boost::asio::error::operation_aborted, {});
     return;
   }
-  std::lock_guard lock(state->mutex);
-  if (state->stopped->load(std::memory_order_relaxed) || state->shut_down) {
-    op->complete(boost::asio::error::operation_aborted, {});
-  } else if (!state->queue.empty()) {
-    info delivery = state->queue.front();
-    state->queue.pop_front();
-    op->complete({}, delivery);
-  } else {
+  loop_reader* reader = nullptr;
+  {
+    std::lock_guard lock(state->mutex);
+    if (state->stopped->load(std::memory_order_relaxed) || state->shut_down) {
+      op->complete(boost::asio::error::operation_aborted, {});
+      return;
+    }
+    if (!state->queue.empty()) {
+      info delivery = state->queue.front();
+      state->queue.pop_front();
+      op->complete({}, delivery);
+      return;
+    }
     state->waiting.push_back(std::move(op));
-    if (state->reader) state->reader->wait_added();
+    reader = state->reader;
   }
+  // Outside the lock: arming the watch reads the signalfd at once, and what it reads may
+  // complete this very wait.
+  if (reader) reader->wait_added();
 }
 
 void cancel_wait(const std::weak_ptr<subscription>& weak, std::uint64_t id) {
   auto state = weak.lock();
   if (!state) return;
-  std::unique_ptr<wait_op> op;
+  wait_op_ptr op;
   std::lock_guard lock(state->mutex);
   auto found = std::find_if(state->waiting.begin(), state->waiting.end(),
                             [id](const auto& waiting) { return waiting->id() == id; });
@@ -189,7 +200,7 @@ std::vector<int> notifier::signals() const {
 void notifier::stop() noexcept {
   if (!state_) return;
   registry::get().remove(state_);
-  std::deque<std::unique_ptr<detail::wait_op>> aborted;
+  std::deque<detail::wait_op_ptr> aborted;
   std::deque<info> undelivered;
   {
     std::lock_guard lock(state_->mutex);
@@ -207,7 +218,7 @@ void notifier::stop() noexcept {
 
 void notifier::cancel() {
   if (!state_) return;
-  std::deque<std::unique_ptr<detail::wait_op>> aborted;
+  std::deque<detail::wait_op_ptr> aborted;
   std::lock_guard lock(state_->mutex);
   aborted = state_->take_waiting();
   for (auto& op : aborted) op->complete(boost::asio::error::operation_aborted, {});
@@ -229,8 +240,8 @@ void arm(const std::shared_ptr<detail::subscription>& state, const notifier::exe
     (*handler)(got);
     if (auto alive = weak.lock()) arm(alive, ex, handler);
   };
-  detail::start_wait(state, std::make_unique<detail::wait_op_impl<decltype(next), notifier::executor_type>>(
-                                std::move(next), ex, detail::stop_flag(state)));
+  detail::start_wait(state, detail::wait_op_ptr(detail::wait_op_impl<decltype(next), notifier::executor_type>::create(
+                                std::move(next), ex, detail::stop_flag(state))));
 }
 
 }  // namespace

@@ -19,6 +19,9 @@
 namespace ipckit::signal::detail {
 namespace {
 
+// Records a read takes from a signalfd at most.
+constexpr ssize_t batch = 32;
+
 // The write end of the pipe the handler records into; set once, before any handler.
 std::atomic<int> handler_pipe{-1};
 
@@ -102,6 +105,19 @@ sigset_t just(int number) {
 
 }  // namespace
 
+int wake_signal() noexcept { return ipckit::detail::interrupt_signal(); }
+
+bool block_wake_signal_here() noexcept {
+  thread_local bool blocked = false;
+  if (blocked) return true;
+  // A thread that has it unblocked after all (its mask changed behind ipckit's back)
+  // then takes it in a handler that does nothing, rather than by the default action.
+  ipckit::detail::install_interrupt_handler();
+  const sigset_t one = just(wake_signal());
+  blocked = pthread_sigmask(SIG_BLOCK, &one, nullptr) == 0;
+  return blocked;
+}
+
 error_code check_subscribable(int number) {
   if (number <= 0 || number >= NSIG || (number >= 32 && number < SIGRTMIN))
     return errc::unknown_signal;
@@ -127,12 +143,35 @@ struct registry::impl {
   int watch_fd = -1;  // a dup of signal_fd that blocking waiters poll
   int pipe_read = -1;
 
+  // The blocking read of the one thread in a blocking wait (read_alone): a signalfd of
+  // its own, in blocking mode, whose mask is `active` plus the wake signal. Only the
+  // reading thread changes that mask, under `mutex`, before it reads (ThreadSanitizer
+  // models signalfd(fd, mask) as re-creating the fd).
+  int block_fd = -1;
+  bool block_mask_stale = true;
+  // Held by a thread from before it reads the signalfd outside `mutex` (read_alone) or
+  // polls and drains it (drain()) to after its fan-out. Loops never wait for it: while
+  // `reading`, their attempts read nothing, say so in `skipped` and wake the reader, which
+  // then reads again, tells the loops to look again, and polls for the rest of its wait,
+  // so that no delivery waits for the next signal (a signal sent to a loop's own thread
+  // is one the reader cannot read). Lock order: role_mutex, then mutex.
+  std::mutex role_mutex;
+  bool reading = false;
+  pthread_t reading_thread{};
+  bool skipped = false;
+  // Threads in wait()/wait_for(). Counted without `mutex`; read under it by a thread
+  // that would read alone, and a thread that finds another there takes `mutex` to wake
+  // one reading alone, so either the reader sees the count or the newcomer the reader.
+  std::atomic<int> blocking_threads{0};
+
   impl() {
     sigemptyset(&active);
     signal_fd = ::signalfd(-1, &active, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd >= 0) watch_fd = ::fcntl(signal_fd, F_DUPFD_CLOEXEC, 0);
+    const sigset_t wake_only = just(wake_signal());
+    block_fd = ::signalfd(-1, &wake_only, SFD_CLOEXEC);
     int fds[2];
-    if (signal_fd < 0 || watch_fd < 0 || ::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    if (signal_fd < 0 || watch_fd < 0 || block_fd < 0 || ::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
       throw system_error(last_error(), "ipckit signal service");
     // Room for 8192 records where the system allows it (1 MiB is the default cap).
     ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
@@ -160,17 +199,23 @@ struct registry::impl {
   }
 
   // Reads what the signalfd holds now and fans it out (under `mutex`). The waits it
-  // completes go to `ready` when given (see subscription::push).
-  void drain(ready_waits* ready = nullptr) {
-    constexpr ssize_t batch = 32;
+  // completes go to `ready` when given (see subscription::push). Nothing while a thread
+  // reads it outside the lock: what that one reads must be fanned out first. True when
+  // it read the signalfd empty.
+  bool drain(ready_waits* ready = nullptr) {
+    if (reading) {
+      if (!skipped) pthread_kill(reading_thread, wake_signal());
+      skipped = true;
+      return false;
+    }
     signalfd_siginfo from_fd[batch];
     for (;;) {
       const ssize_t n = ::read(signal_fd, from_fd, sizeof from_fd);
-      if (n <= 0) return;
+      if (n <= 0) return n < 0 && errno == EAGAIN;
       const ssize_t count = n / static_cast<ssize_t>(sizeof *from_fd);
       for (ssize_t i = 0; i < count; ++i) deliver(from_signalfd(from_fd[i]), ready);
       // A short read took all there was: saves the read that would say EAGAIN.
-      if (count < batch) return;
+      if (count < batch) return true;
     }
   }
 
@@ -185,7 +230,12 @@ struct registry::impl {
       if (sigismember(&sub->signals, delivery.number)) sub->push(delivery, ready);
   }
 
-  void update_mask() { ::signalfd(signal_fd, &active, 0); }
+  void update_mask() {
+    ::signalfd(signal_fd, &active, 0);
+    block_mask_stale = true;
+    // A blocking reader would miss a signal added now (and loops skip while it reads).
+    if (reading) pthread_kill(reading_thread, wake_signal());
+  }
 
   void remember_original(int number) {
     if (original[number]) return;
@@ -322,22 +372,84 @@ std::vector<int> registry::signals_of(const std::shared_ptr<subscription>& sub) 
   return out;
 }
 
-void registry::drain() {
-  ready_waits ready;
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->drain(&ready);
-  }
+void complete_all(ready_waits& ready, const boost::asio::execution_context* running_loop) {
   // Outside the locks, so that a handler may run here at once: a loop that read the
   // delivery runs its own notifier's handler without another turn of its scheduler.
-  for (std::size_t i = 0; i < ready.size(); ++i) {
+  while (auto op = ready.pop()) {
     try {
-      ready[i].op->complete_here({}, ready[i].delivery);
+      op->complete_here({}, ready_waits::delivery_of(*op), running_loop);
     } catch (...) {  // a handler threw (out of run()): the others still complete, later
-      for (std::size_t j = i + 1; j < ready.size(); ++j) ready[j].op->complete({}, ready[j].delivery);
+      while (auto rest = ready.pop()) rest->complete({}, ready_waits::delivery_of(*rest));
       throw;
     }
   }
+}
+
+bool registry::read_for_loop(ready_waits& ready) {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->drain(&ready);
+}
+
+void registry::drain() {
+  ready_waits ready;
+  {
+    std::lock_guard role(impl_->role_mutex);
+    std::lock_guard lock(impl_->mutex);
+    impl_->drain(&ready);
+  }
+  complete_all(ready, nullptr);
+}
+
+void registry::enter_blocking() {
+  if (impl_->blocking_threads.fetch_add(1) == 0) return;
+  // A thread reading alone must poll from now on: wake it.
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->reading) pthread_kill(impl_->reading_thread, wake_signal());
+}
+
+void registry::leave_blocking() { impl_->blocking_threads.fetch_sub(1); }
+
+registry::alone registry::read_alone(const subscription* waiting) {
+  std::unique_lock role(impl_->role_mutex);
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->blocking_threads.load() != 1 || impl_->reading) return alone::refused;
+    if (impl_->block_mask_stale) {
+      sigset_t mask = impl_->active;
+      sigaddset(&mask, wake_signal());
+      ::signalfd(impl_->block_fd, &mask, 0);
+      impl_->block_mask_stale = false;
+    }
+    impl_->reading = true;
+    impl_->reading_thread = pthread_self();
+  }
+  signalfd_siginfo from_fd[batch];
+  const ssize_t n = ::read(impl_->block_fd, from_fd, sizeof from_fd);
+  bool woken = n < 0;  // EINTR: a handler ran here (the wake signal's, if unblocked)
+  ready_waits ready;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->reading = false;
+    // Pushes to the caller's own subscription need no wake-up: it looks at its queue next.
+    draining_for = waiting;
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof *from_fd); ++i) {
+      if (static_cast<int>(from_fd[i].ssi_signo) == wake_signal()) woken = true;
+      else impl_->deliver(from_signalfd(from_fd[i]), &ready);
+    }
+    // A loop or a stop found the signalfd busy meanwhile: what it left is read now, and
+    // the loops are told to look again. A signal sent to one of their threads (raise,
+    // pthread_kill) is there for that thread alone, and its edge went by while they
+    // skipped: setting the mask again wakes every watch of the signalfd.
+    if (impl_->skipped) {
+      impl_->skipped = false;
+      impl_->drain(&ready);
+      ::signalfd(impl_->signal_fd, &impl_->active, 0);
+    }
+    draining_for = nullptr;
+  }
+  role.unlock();
+  complete_all(ready, nullptr);
+  return woken ? alone::woken : alone::read;
 }
 
 int registry::watch_fd() const noexcept { return impl_->watch_fd; }

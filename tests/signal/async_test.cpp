@@ -190,6 +190,48 @@ TEST(signal_async, the_loop_runs_out_of_work_once_no_wait_is_pending) {
   EXPECT_TRUE(aborted);
 }
 
+// A loop reads the signalfd only after an edge once a read found it empty: a signal that
+// a handler sends before it waits again must still be read (its edge came while no read
+// was pending).
+TEST(signal_async, a_signal_a_handler_sends_before_it_waits_again_is_delivered) {
+  constexpr int rounds = 200;
+  asio::io_context io;
+  signal::notifier rt(io, {SIGRTMIN + 3});
+  std::vector<int> got;
+  std::function<void(error_code, signal::info)> on_delivery = [&](error_code ec, signal::info delivery) {
+    if (ec) return;
+    got.push_back(*delivery.value);
+    if (got.size() == rounds) return;
+    to_self(SIGRTMIN + 3, static_cast<int>(got.size()) + 1);
+    rt.async_wait(on_delivery);
+  };
+  rt.async_wait(on_delivery);
+  to_self(SIGRTMIN + 3, 1);
+  ASSERT_TRUE(run_until(io, [&] { return got.size() == rounds; })) << got.size() << " of " << rounds;
+  std::vector<int> expected;
+  for (int v = 1; v <= rounds; ++v) expected.push_back(v);
+  EXPECT_EQ(got, expected);
+}
+
+// A handler that names no executor runs on the notifier's, even when the loop that read
+// the delivery could run it at once: through the strand when that executor is a strand.
+TEST(signal_async, the_handlers_of_a_notifier_on_a_strand_run_on_the_strand) {
+  asio::io_context io;
+  auto strand = asio::make_strand(io);
+  signal::notifier rt(asio::any_io_executor(strand), {SIGRTMIN + 3});
+  int delivered = 0;
+  bool on_strand = true;
+  std::function<void(error_code, signal::info)> on_delivery = [&](error_code ec, signal::info) {
+    if (ec) return;
+    on_strand = on_strand && strand.running_in_this_thread();
+    if (++delivered < 3) rt.async_wait(on_delivery);
+  };
+  rt.async_wait(on_delivery);
+  for (int v = 1; v <= 3; ++v) to_self(SIGRTMIN + 3, v);
+  ASSERT_TRUE(run_until(io, [&] { return delivered == 3; }));
+  EXPECT_TRUE(on_strand);
+}
+
 // Whoever reads the signalfd fans out: a thread in wait() gets the delivery a loop read
 // (through its eventfd), or the loop gets the one the thread read.
 TEST(signal_async, a_blocking_wait_and_a_loop_both_get_every_delivery) {

@@ -29,6 +29,11 @@ namespace ipckit::detail {
 /// only this signal; its handler does nothing, and it is installed without SA_RESTART so
 /// that the blocking call returns EINTR. The signal module refuses to subscribe to it.
 int interrupt_signal() noexcept;
+/// Installs that handler (once per process; the pool does it when it starts). The signal
+/// module also sends this signal, thread-directed, to wake a thread that blocks it in a
+/// read of a signalfd (docs/signal.md), and needs a handler there in case a thread has it
+/// unblocked: the default action would end the process.
+void install_interrupt_handler();
 
 /// What a blocking call sees of its cancellation. The call loops on EINTR and stops when
 /// cancelled() is true; the pool keeps interrupting it until it returns.

@@ -44,9 +44,14 @@ struct attempt_signature_of<void> {
 template <class Result>
 using attempt_signature = typename attempt_signature_of<Result>::type;
 
-/// The reactor side of an attempt: `attempt(ec[, result])` returns false when the call
-/// would block (it is tried again at the next edge), true when it is finished, with `ec`
-/// saying how.
+/// What an attempt may return instead of a bool: `finished_and_drained` says that the
+/// descriptor was found empty, so that the next attempt waits for the next edge instead
+/// of being tried at once (one system call less; Asio's done_and_exhausted).
+enum class attempt_status { would_block, finished, finished_and_drained };
+
+/// The reactor side of an attempt: `attempt(ec[, result])` returns false (or
+/// would_block) when the call would block (it is tried again at the next edge), true (or
+/// finished, finished_and_drained) when it is finished, with `ec` saying how.
 template <class Result, class Attempt>
 class attempt_op_base : public boost::asio::detail::reactor_op {
  public:
@@ -56,11 +61,19 @@ class attempt_op_base : public boost::asio::detail::reactor_op {
   static status do_perform(reactor_op* base) {
     auto* self = static_cast<attempt_op_base*>(base);
     self->ec_.clear();
-    bool finished;
-    if constexpr (std::is_void_v<Result>) finished = self->attempt_(self->ec_);
-    else finished = self->attempt_(self->ec_, self->result_);
-    if (!finished) self->ec_.clear();  // would_block is not a result
-    return finished ? done : not_done;
+    auto outcome = [self] {
+      if constexpr (std::is_void_v<Result>) return self->attempt_(self->ec_);
+      else return self->attempt_(self->ec_, self->result_);
+    }();
+    status result;
+    if constexpr (std::is_same_v<decltype(outcome), attempt_status>)
+      result = outcome == attempt_status::would_block ? not_done
+               : outcome == attempt_status::finished  ? done
+                                                      : done_and_exhausted;
+    else
+      result = outcome ? done : not_done;
+    if (result == not_done) self->ec_.clear();  // would_block is not a result
+    return result;
   }
 
  protected:
@@ -137,7 +150,9 @@ class polled_descriptor {
 
   /// Runs `attempt` now and, while it would block, at each readiness edge; completes
   /// with void(error_code[, Result]), never inside this call. Cancellation slots of
-  /// every type abort a waiting attempt (an attempt that finished is not undone).
+  /// every type abort a waiting attempt (an attempt that finished is not undone). After
+  /// an attempt that finished_and_drained, the next one starts waiting for an edge
+  /// (unless one came meanwhile) rather than running at once.
   template <class Result, class Attempt, class CompletionToken>
   auto async_attempt(attempt_direction direction, Attempt attempt, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, attempt_signature<Result>>(
