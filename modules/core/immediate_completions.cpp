@@ -18,13 +18,17 @@ namespace {
 namespace ad = boost::asio::detail;
 using thread_call_stack = ad::call_stack<ad::thread_context, ad::thread_info_base>;
 
+}  // namespace
+
 struct drain_state {
-  void* allowed = nullptr;                   // innermost event_loop run's scheduler, or nullptr
-  void* scheduler = nullptr;                 // while a drain runs: its scheduler
+  void* allowed = nullptr;                      // innermost event_loop run's scheduler, or nullptr
+  void* scheduler = nullptr;                    // while a drain runs: its scheduler
   ad::scheduler_thread_info* thread = nullptr;  // while a drain runs: the run's thread_info
   ad::scheduler_operation* posted = nullptr;    // what the running handler posted, to take back
-  std::size_t drained = 0;                   // handlers drains ran in the innermost scope
+  std::size_t drained = 0;                      // handlers drains ran in the innermost scope
 };
+
+namespace {
 
 thread_local drain_state state;
 
@@ -38,9 +42,9 @@ bool one_thread(const ad::scheduler& s) noexcept {
 }
 
 // The noted operation, if it is still where it was posted.
-ad::scheduler_operation* pending() noexcept {
-  if (!state.thread || !state.posted || state.thread->private_op_queue.front() != state.posted) return nullptr;
-  return state.posted;
+ad::scheduler_operation* pending(const drain_state& s) noexcept {
+  if (!s.thread || !s.posted || s.thread->private_op_queue.front() != s.posted) return nullptr;
+  return s.posted;
 }
 
 }  // namespace
@@ -55,7 +59,7 @@ immediate_scope::immediate_scope(void* scheduler) noexcept
   // Asio would have put it. On a one-thread scheduler that is the private queue, where it
   // is; on another it is the shared queue, where the nested run can take it (it went to the
   // private one only because the drain posted it as a continuation).
-  if (ad::scheduler_operation* op = pending()) {
+  if (ad::scheduler_operation* op = pending(state)) {
     auto& s = scheduler_at(state.scheduler);
     if (!one_thread(s)) {
       state.thread->private_op_queue.pop();
@@ -76,46 +80,53 @@ immediate_scope::~immediate_scope() {
 std::size_t immediate_scope::drained() const noexcept { return state.drained; }
 
 immediate_drain::immediate_drain(void* owner) noexcept {
-  if (state.thread || !owner || owner != state.allowed) return;
+  drain_state& s = state;
+  // Not when a drain runs already (this upcall is one of its completions), nor outside
+  // an event_loop run that allows it. The upcall comes from the scheduler's own run, so
+  // its thread_info is the innermost one for that scheduler.
+  if (s.thread || !owner || owner != s.allowed) return;
   ad::thread_info_base* info = thread_call_stack::contains(&scheduler_at(owner));
-  if (!info || info != thread_call_stack::top()) return;
-  state.scheduler = owner;
-  state.thread = static_cast<ad::scheduler_thread_info*>(info);
-  state.posted = nullptr;
-  outermost_ = true;
+  if (!info) return;
+  s.scheduler = owner;
+  s.thread = static_cast<ad::scheduler_thread_info*>(info);
+  s.posted = nullptr;
+  outermost_ = &s;
 }
 
 immediate_drain::~immediate_drain() {
   if (!outermost_) return;
-  state.scheduler = nullptr;
-  state.thread = nullptr;
-  state.posted = nullptr;
+  outermost_->scheduler = nullptr;
+  outermost_->thread = nullptr;
+  outermost_->posted = nullptr;
 }
 
 void immediate_drain::run(void* owner) {
   if (!outermost_) return;
+  drain_state& d = *outermost_;
   auto& s = scheduler_at(owner);
   for (int left = immediate_budget; left > 0; --left) {
-    ad::scheduler_operation* op = pending();
+    ad::scheduler_operation* op = pending(d);
     // stop() inside a handler: no further handler runs until restart, as with Asio's loop.
     if (!op || s.stopped()) return;
-    state.posted = nullptr;
-    state.thread->private_op_queue.pop();
+    d.posted = nullptr;
+    d.thread->private_op_queue.pop();
     // post_immediate_completion counted it as private work; it is done here, as the
     // scheduler would count it after running it.
-    --state.thread->private_outstanding_work;
-    ++state.drained;
+    --d.thread->private_outstanding_work;
+    ++d.drained;
     op->complete(owner, boost::system::error_code(), 0);
   }
 }
 
-bool immediate_drain::can_follow(void* scheduler) noexcept {
-  return state.thread && state.scheduler == scheduler && !state.posted &&
-         thread_call_stack::top() == state.thread && state.thread->private_op_queue.empty();
+drain_state* immediate_drain::follow(void* scheduler) noexcept {
+  // In a run nested in the drained handler, the operation goes to that run's private
+  // queue, this one stays empty, and posted() notes nothing.
+  drain_state& s = state;
+  return s.thread && s.scheduler == scheduler && !s.posted && s.thread->private_op_queue.empty() ? &s : nullptr;
 }
 
-void immediate_drain::posted() noexcept {
-  if (!state.thread->private_op_queue.empty()) state.posted = state.thread->private_op_queue.front();
+void immediate_drain::posted(drain_state* drain) noexcept {
+  if (!drain->thread->private_op_queue.empty()) drain->posted = drain->thread->private_op_queue.front();
 }
 
 }  // namespace ipckit::detail

@@ -50,6 +50,9 @@ class immediate_scope {
   std::size_t previous_drained_;
 };
 
+/// This thread's drain (opaque).
+struct drain_state;
+
 /// Around the upcall of an attempt's handler (attempt_op::do_complete, `owner` being the
 /// scheduler): on the outermost one of a thread, inside an allowing scope, run() completes
 /// the attempts the upcall started that finished at once.
@@ -63,14 +66,15 @@ class immediate_drain {
   void run(void* owner);
 
   /// polled_descriptor::start, before posting an immediate completion to `scheduler`:
-  /// true when a drain on this thread can take it back (it must then be posted as a
-  /// continuation, into this thread's private queue, and noted with posted()).
-  static bool can_follow(void* scheduler) noexcept;
+  /// this thread's drain when it can take the completion back (it must then be posted
+  /// as a continuation, into this thread's private queue, and noted with posted()), else
+  /// nullptr.
+  static drain_state* follow(void* scheduler) noexcept;
   /// Notes the operation just posted (the front of this thread's private queue).
-  static void posted() noexcept;
+  static void posted(drain_state* drain) noexcept;
 
  private:
-  bool outermost_ = false;
+  drain_state* outermost_ = nullptr;
 };
 
 }  // namespace ipckit::detail

@@ -178,7 +178,7 @@ class polled_descriptor {
     using op = attempt_op<Result, Attempt, Handler, executor_type>;
     // When a drain on this thread can take an immediate completion back, it is posted as
     // a continuation: into this thread's private queue, where the drain looks for it.
-    const bool follow = immediate_drain::can_follow(scheduler_);
+    drain_state* const follow = immediate_drain::follow(scheduler_);
     const bool is_continuation = follow || boost_asio_handler_cont_helpers::is_continuation(handler);
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
     typename op::ptr p = {ad::addressof(handler), op::ptr::allocate(handler), nullptr};
@@ -195,7 +195,7 @@ class polled_descriptor {
     if (p.p->ec_ || !data_) {
       reactor_->post_immediate_completion(p.p, is_continuation);
       p.v = p.p = nullptr;
-      if (follow) immediate_drain::posted();
+      if (follow) immediate_drain::posted(follow);
       return;
     }
     if (slot.is_connected())
@@ -203,7 +203,7 @@ class polled_descriptor {
     // The speculative attempt runs under the descriptor's lock; finished, it is posted.
     reactor_->start_op(op_type, fd_, data_, p.p, is_continuation, true);
     p.v = p.p = nullptr;
-    if (follow) immediate_drain::posted();
+    if (follow) immediate_drain::posted(follow);
   }
 
   using reactor_op_status = boost::asio::detail::reactor_op::status;
