@@ -79,8 +79,11 @@ immediate_scope::~immediate_scope() {
 
 std::size_t immediate_scope::drained() const noexcept { return state.drained; }
 
-immediate_drain::immediate_drain(void* owner) noexcept {
+immediate_drain::immediate_drain(void* owner, const void* op) noexcept {
   drain_state& s = state;
+  // The noted operation, completed or destroyed by someone else (a run nested in the
+  // drained handler): forget it, so that its recycled memory is never taken for it.
+  if (s.posted == op) s.posted = nullptr;
   // Not when a drain runs already (this upcall is one of its completions), nor outside
   // an event_loop run that allows it. The upcall comes from the scheduler's own run, so
   // its thread_info is the innermost one for that scheduler.

@@ -53,12 +53,13 @@ class immediate_scope {
 /// This thread's drain (opaque).
 struct drain_state;
 
-/// Around the upcall of an attempt's handler (attempt_op::do_complete, `owner` being the
-/// scheduler): on the outermost one of a thread, inside an allowing scope, run() completes
-/// the attempts the upcall started that finished at once.
+/// Around the upcall of an attempt's handler (attempt_op::do_complete of `op`, `owner`
+/// being the scheduler, or nullptr when the operation is destroyed): on the outermost
+/// one of a thread, inside an allowing scope, run() completes the attempts the upcall
+/// started that finished at once.
 class immediate_drain {
  public:
-  explicit immediate_drain(void* owner) noexcept;
+  immediate_drain(void* owner, const void* op) noexcept;
   ~immediate_drain();
   immediate_drain(const immediate_drain&) = delete;
   immediate_drain& operator=(const immediate_drain&) = delete;

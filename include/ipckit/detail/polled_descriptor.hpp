@@ -85,7 +85,7 @@ class attempt_op : public attempt_op_base<Result, Attempt> {
     auto* self = static_cast<attempt_op*>(base);
     ptr p = {ad::addressof(self->handler_), self, self};
     ad::handler_work<Handler, IoExecutor> work(std::move(self->work_));
-    immediate_drain drain(owner);
+    immediate_drain drain(owner, base);
     // The handler is moved out so the operation's memory is freed before the upcall.
     if constexpr (std::is_void_v<Result>) {
       ad::binder1<Handler, error_code> handler(self->handler_, self->ec_);
