@@ -1,6 +1,8 @@
 // event_loop: the one Boost.Asio io_context every ipckit module runs on.
 #pragma once
 
+#include <ipckit/detail/immediate_completions.hpp>
+
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
@@ -14,6 +16,12 @@ namespace ipckit {
 ///
 /// Thread safety: as io_context. run() may be called from several threads at once;
 /// stop() may be called from any thread, and from a signal subscription's handler.
+///
+/// One difference from running context() yourself: in run(), run_for(), poll() and
+/// run_spinning(), a message-queue or eventfd operation that finishes at once, started
+/// by the handler of another such operation, completes as soon as that handler returns
+/// (up to 16 in a row) instead of after the reactor's next turn; never inside the call
+/// that started it (docs/performance.md, finding 7). run_one() runs one handler.
 class event_loop {
  public:
   using executor_type = boost::asio::io_context::executor_type;
@@ -28,13 +36,22 @@ class event_loop {
   boost::asio::io_context& context() noexcept { return context_; }
 
   /// Runs handlers until there is no work left or stop() is called.
-  std::size_t run() { return context_.run(); }
+  std::size_t run() {
+    detail::immediate_scope scope(scheduler_);
+    const std::size_t ran = context_.run();
+    return ran + scope.drained();
+  }
   /// Runs handlers for at most `duration`.
   template <class Rep, class Period>
   std::size_t run_for(std::chrono::duration<Rep, Period> duration) {
-    return context_.run_for(duration);
+    detail::immediate_scope scope(scheduler_);
+    const std::size_t ran = context_.run_for(duration);
+    return ran + scope.drained();
   }
-  std::size_t run_one() { return context_.run_one(); }
+  std::size_t run_one() {
+    detail::immediate_scope scope(nullptr);
+    return context_.run_one();
+  }
 
   /// The opt-in low-latency mode: as run(), but when no handler is ready it keeps
   /// polling (non-blocking) for up to `spin` before it sleeps in the kernel. A reply
@@ -45,6 +62,7 @@ class event_loop {
   template <class Rep, class Period>
   std::size_t run_spinning(std::chrono::duration<Rep, Period> spin) {
     using clock = std::chrono::steady_clock;
+    detail::immediate_scope scope(scheduler_);
     std::size_t handled = 0;
     while (!context_.stopped()) {
       const auto until = clock::now() + spin;
@@ -56,9 +74,13 @@ class event_loop {
       if (ran == 0) break;
       handled += ran;
     }
-    return handled;
+    return handled + scope.drained();
   }
-  std::size_t poll() { return context_.poll(); }
+  std::size_t poll() {
+    detail::immediate_scope scope(scheduler_);
+    const std::size_t ran = context_.poll();
+    return ran + scope.drained();
+  }
 
   void stop() { context_.stop(); }
   bool stopped() const { return context_.stopped(); }
@@ -67,6 +89,7 @@ class event_loop {
 
  private:
   boost::asio::io_context context_;
+  void* scheduler_ = detail::scheduler_of(context_);
 };
 
 }  // namespace ipckit

@@ -381,7 +381,7 @@ std::vector<row_result> run_channel(context& ctx, const channel& ch) {
       row.headline = "rate";
       row.lower_is_better = false;
       row.note = std::to_string(t.total >> 20) + " MiB in " + std::to_string(t.chunk >> 10) + " KiB " +
-                 (ch.kind == framing::mq ? "messages" : "writes");
+                 (ch.kind == framing::mq ? "messages" : ch.kind == framing::datagram ? "datagrams" : "writes");
     }
     measure_ways(ctx, row, channel_ways, [&](std::string_view w) { return run_parent_side(ctx, ch, parse_way(std::string(w)), t); });
     rows.push_back(std::move(row));
@@ -396,8 +396,8 @@ constexpr channel channels[] = {
     {10, "pipe", "", framing::stream, source::fds, stream_chunk},
     {11, "fifo", "", framing::stream, source::fifo_paths, 0},
     {20, "unix", "unix", framing::stream, source::fds, stream_chunk},
-    {21, "unixgram", "unixgram", framing::datagram, source::fds, 0},
-    {22, "unixpacket", "unixpacket", framing::datagram, source::fds, 0},
+    {21, "unixgram", "unixgram", framing::datagram, source::fds, stream_chunk},
+    {22, "unixpacket", "unixpacket", framing::datagram, source::fds, stream_chunk},
     {30, "tcp4", "tcp4", framing::stream, source::fds, stream_chunk},
     {31, "tcp6", "tcp6", framing::stream, source::fds, 0},
     {32, "udp4", "udp4", framing::datagram, source::fds, 0},

@@ -17,10 +17,15 @@ boost::asio::detail::reactor& reactor_of(const boost::asio::any_io_executor& ex)
 
 }  // namespace
 
-polled_descriptor::polled_descriptor(const executor_type& ex) : executor_(ex), reactor_(&reactor_of(ex)) {}
+polled_descriptor::polled_descriptor(const executor_type& ex)
+    : executor_(ex), reactor_(&reactor_of(ex)), scheduler_(scheduler_of(boost::asio::query(ex, boost::asio::execution::context))) {}
 
 polled_descriptor::polled_descriptor(polled_descriptor&& other) noexcept
-    : executor_(other.executor_), reactor_(other.reactor_), fd_(other.fd_), data_(other.data_) {
+    : executor_(other.executor_),
+      reactor_(other.reactor_),
+      scheduler_(other.scheduler_),
+      fd_(other.fd_),
+      data_(other.data_) {
   other.fd_ = -1;
   other.data_ = nullptr;
 }
@@ -30,6 +35,7 @@ polled_descriptor& polled_descriptor::operator=(polled_descriptor&& other) noexc
     close();
     executor_ = other.executor_;
     reactor_ = other.reactor_;
+    scheduler_ = other.scheduler_;
     fd_ = other.fd_;
     data_ = other.data_;
     other.fd_ = -1;

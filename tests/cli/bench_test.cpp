@@ -65,6 +65,27 @@ TEST(cli_bench, mq_rows_skip_the_asio_way_with_a_reason) {
   }
 }
 
+// Unix datagram sockets (unixgram, unixpacket) block a sender whose peer is full, so they
+// stream too, in 64 KiB datagrams; udp drops instead and has only the round trip.
+TEST(cli_bench, unix_datagram_networks_stream_and_udp_does_not) {
+  auto result = run_process({cli_path(), "bench", "--quick", "--json", "--only", "unixgram,udp4",
+                              "--iterations", "50", "--bytes", "1048576"}, "", 60s);
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  auto document = nlohmann::json::parse(result.out);
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& row : document["rows"]) {
+    seen.insert({row["name"].get<std::string>(), row["kind"].get<std::string>()});
+    if (row["kind"] == "throughput") {
+      EXPECT_THAT(row["note"].get<std::string>(), testing::HasSubstr("KiB datagrams")) << row.dump();
+      for (const std::string way : {"raw_blocking", "raw_epoll", "ipckit_blocking", "ipckit_async"})
+        EXPECT_GT(row["ways"][way]["figures"]["rate"].get<double>(), 0.0) << row.dump();
+    }
+  }
+  const std::set<std::pair<std::string, std::string>> expected{
+      {"unixgram", "round_trip"}, {"unixgram", "throughput"}, {"udp4", "round_trip"}};
+  EXPECT_EQ(seen, expected);
+}
+
 TEST(cli_bench, unknown_benchmark_name_is_a_usage_error) {
   auto result = run_process({cli_path(), "bench", "--only", "carrier-pigeon"});
   EXPECT_EQ(result.exit_code, 2);

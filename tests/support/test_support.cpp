@@ -1,5 +1,7 @@
 #include "test_support.hpp"
 
+#include <ipckit/event_loop.hpp>
+
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -109,6 +111,15 @@ bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
   while (!done() && clock::now() < deadline) {
     if (io.stopped()) io.restart();
     io.run_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+bool run_until(event_loop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = clock::now() + timeout;
+  while (!done() && clock::now() < deadline) {
+    if (loop.stopped()) loop.restart();
+    loop.run_for(std::chrono::milliseconds(5));
   }
   return done();
 }

@@ -14,6 +14,10 @@
 #include <string_view>
 #include <vector>
 
+namespace ipckit {
+class event_loop;
+}
+
 namespace ipckit::test {
 
 using namespace std::chrono_literals;
@@ -41,6 +45,9 @@ std::string unique_ipc_name(std::string_view tag);
 /// Runs `io` until `done()` is true or `timeout` passes; returns done().
 bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
                std::chrono::milliseconds timeout = 10s);
+/// The same through event_loop::run_for, which (unlike the io_context's own run) runs the
+/// immediate completions of queues and eventfds back to back (docs/performance.md).
+bool run_until(event_loop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s);
 
 /// Open descriptors of this process (to check that nothing leaks).
 std::size_t open_fd_count();

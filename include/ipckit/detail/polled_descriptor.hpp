@@ -10,6 +10,7 @@
 // descriptor that never waits (a queue we only send to) never wakes the loop.
 #pragma once
 
+#include <ipckit/detail/immediate_completions.hpp>
 #include <ipckit/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -97,6 +98,7 @@ class attempt_op : public attempt_op_base<Result, Attempt> {
     auto* self = static_cast<attempt_op*>(base);
     ptr p = {ad::addressof(self->handler_), self, self};
     ad::handler_work<Handler, IoExecutor> work(std::move(self->work_));
+    immediate_drain drain(owner, base);
     // The handler is moved out so the operation's memory is freed before the upcall.
     if constexpr (std::is_void_v<Result>) {
       ad::binder1<Handler, error_code> handler(self->handler_, self->ec_);
@@ -115,6 +117,8 @@ class attempt_op : public attempt_op_base<Result, Attempt> {
         work.complete(handler, handler.handler_);
       }
     }
+    // What the upcall started and finished at once runs now, not after the reactor's turn.
+    drain.run(owner);
   }
 
  private:
@@ -187,7 +191,10 @@ class polled_descriptor {
   void start(attempt_direction direction, Attempt attempt, Handler& handler) {
     namespace ad = boost::asio::detail;
     using op = attempt_op<Result, Attempt, Handler, executor_type>;
-    const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
+    // When a drain on this thread can take an immediate completion back, it is posted as
+    // a continuation: into this thread's private queue, where the drain looks for it.
+    drain_state* const follow = immediate_drain::follow(scheduler_);
+    const bool is_continuation = follow || boost_asio_handler_cont_helpers::is_continuation(handler);
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
     typename op::ptr p = {ad::addressof(handler), op::ptr::allocate(handler), nullptr};
     p.p = new (p.v) op(std::move(attempt), handler, executor_);
@@ -203,12 +210,15 @@ class polled_descriptor {
     if (p.p->ec_ || !data_) {
       reactor_->post_immediate_completion(p.p, is_continuation);
       p.v = p.p = nullptr;
+      if (follow) immediate_drain::posted(follow);
       return;
     }
     if (slot.is_connected())
       p.p->cancellation_key_ = &slot.template emplace<cancellation>(reactor_, &data_, fd_, op_type);
+    // The speculative attempt runs under the descriptor's lock; finished, it is posted.
     reactor_->start_op(op_type, fd_, data_, p.p, is_continuation, true);
     p.v = p.p = nullptr;
+    if (follow) immediate_drain::posted(follow);
   }
 
   using reactor_op_status = boost::asio::detail::reactor_op::status;
@@ -218,6 +228,7 @@ class polled_descriptor {
 
   executor_type executor_;
   reactor* reactor_;
+  void* scheduler_;  // Asio's detail::scheduler of the context (the key of immediate_drain)
   int fd_ = -1;
   reactor::per_descriptor_data data_ = nullptr;
 };
