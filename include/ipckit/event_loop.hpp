@@ -21,7 +21,7 @@ namespace ipckit {
 /// run_spinning(), a message-queue or eventfd operation that finishes at once, started
 /// by the handler of another such operation, completes as soon as that handler returns
 /// (up to 16 in a row) instead of after the reactor's next turn; never inside the call
-/// that started it (docs/performance.md, finding 7). run_one() runs one handler.
+/// that started it (docs/performance-findings.md, finding 7). run_one() runs one handler.
 class event_loop {
  public:
   using executor_type = boost::asio::io_context::executor_type;

@@ -50,7 +50,7 @@ constexpr std::chrono::milliseconds reinterrupt_period{1};
 // the loop's priority preempts the loop mid-handler, and if ours runs before the peer
 // has posted, it blocks and must be woken again. Run after the loops, it usually finds
 // its next call queued and its unit posted, and never sleeps in the pool: 4 thread
-// switches per semaphore round trip instead of 6.2 (docs/performance.md, finding 6).
+// switches per semaphore round trip instead of 6.2 (docs/performance-findings.md, finding 6).
 // +5 is the smallest step that gave that order in every run here (+3 did not); a bigger
 // one saves nothing more and makes a worker wait longer behind CPU-bound threads.
 constexpr int worker_nice_increment = 5;

@@ -1,5 +1,5 @@
 // The user-space part of ipckit's async message-queue path, in one process on one CPU,
-// against the same system calls made by hand (docs/performance.md, finding 7). Built with
+// against the same system calls made by hand (docs/performance-findings.md, finding 7). Built with
 // `meson configure build -Dbenchmarks=true`; run `taskset -c 1 build/tests/bench/mq_micro`.
 //
 //   stream: an async send of 8 KiB and the receive of it, again and again (each finishes

@@ -116,7 +116,7 @@ bool wait_ready_until(int fd, short events, std::chrono::steady_clock::time_poin
 struct socket_iovecs {
   static constexpr int max = 64;
   // Left uninitialised: only the first `count` are used, and zeroing 1 KiB per call
-  // was a measurable part of a 64-byte read or write (docs/performance.md, finding 3).
+  // was a measurable part of a 64-byte read or write (docs/performance-findings.md, finding 3).
   std::array<::iovec, max> iov;
   int count = 0;
   std::size_t total = 0;

@@ -5,7 +5,7 @@
 // between every two handlers. A chain of operations that each finish at once (a stream
 // of messages into a queue that has room) so pays one epoll_wait per message, and that
 // call returns the readiness our own mq_send raised, which costs a descriptor operation
-// more (docs/performance.md, finding 7).
+// more (docs/performance-findings.md, finding 7).
 //
 // Here, while an event_loop runs handlers (run, run_for, poll, run_spinning; not
 // run_one), an attempt that finished at once and was started by the handler of another

@@ -28,7 +28,7 @@ namespace ipckit::detail {
 struct iovec_array {
   static constexpr int max = 64;
   // Left uninitialised: only the first `count` are used, and zeroing 1 KiB per call
-  // was a measurable part of a 64-byte read or write (docs/performance.md, finding 3).
+  // was a measurable part of a 64-byte read or write (docs/performance-findings.md, finding 3).
   std::array<::iovec, max> iov;
   int count = 0;
   std::size_t total = 0;
@@ -208,7 +208,7 @@ struct pipe_io_op {
 /// Starts an async read_some (Write false) or write_some. The common case, no deadline and
 /// SIGPIPE ignored through ipckit for writes, is Asio's own descriptor operation: it tries
 /// at once, waits without re-arming epoll (an async_wait re-arms it each time) and costs
-/// no composed operation around it (docs/performance.md, findings 3 and 4). The rest goes
+/// no composed operation around it (docs/performance-findings.md, findings 3 and 4). The rest goes
 /// through pipe_io_op.
 template <bool Write>
 struct initiate_pipe_io {

@@ -4,7 +4,7 @@
 // Internal: message_queue and event_semaphore use it; users never include this header.
 //
 // Why not posix::stream_descriptor::async_wait: Asio re-arms epoll (EPOLL_CTL_MOD) for
-// every wait, one system call per operation (docs/performance.md, finding 3). An attempt
+// every wait, one system call per operation (docs/performance-findings.md, finding 3). An attempt
 // is a speculative reactor operation, as a socket's async_read_some is: the descriptor is
 // registered once, edge-triggered, and only when an attempt first has to wait, so a
 // descriptor that never waits (a queue we only send to) never wakes the loop.
