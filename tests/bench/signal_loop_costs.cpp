@@ -2,10 +2,8 @@
 // and fro, both sides waiting one way: plain Asio reading a signalfd with
 // stream_descriptor::async_read_some, or ipckit's notifier (async_wait on an event_loop,
 // or wait()). docs/performance-findings.md (finding 5) quotes it, with valgrind's instruction
-// counts. Not part of the build (run from the source tree, after building `build`):
-//   g++ -O2 -std=c++20 -Iinclude tests/bench/signal_loop_costs.cpp -Lbuild -lipckit
-//       -Wl,-rpath,$PWD/build -o /tmp/signal_loop_costs
-//   /tmp/signal_loop_costs asio|ipckit_async|ipckit_blocking [ROUND_TRIPS]   # median, µs
+// counts. Built with -Dbenchmarks=true:
+//   build/tests/bench/signal_loop_costs asio|ipckit_async|ipckit_blocking [ROUND_TRIPS]   # median, µs
 #include <ipckit/event_loop.hpp>
 #include <ipckit/signal.hpp>
 

@@ -1,8 +1,8 @@
 // What each way of waiting for a signal costs the kernel: two processes on CPU 0 send
 // SIGUSR1 to and fro, each waiting for it one way, with no library code around the
-// system calls. docs/performance-findings.md (finding 5) quotes it. Not part of the build:
-//   g++ -O2 -std=c++20 tests/bench/signal_wait_costs.cpp -o /tmp/signal_wait_costs
-//   /tmp/signal_wait_costs            # every way, 20000 round trips each, medians in µs
+// system calls. docs/performance-findings.md (finding 5) quotes it. Built with
+// -Dbenchmarks=true:
+//   build/tests/bench/signal_wait_costs   # every way, 20000 round trips each, medians in µs
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
