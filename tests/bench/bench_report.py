@@ -145,7 +145,7 @@ def svg(merged, runs):
     streams = [e for e in merged if e["row"]["kind"] == "throughput" and not e["row"]["skipped"]]
     parts, top = [], 10
     parts.append(f'<text x="10" y="{top + 14}" font-size="12" fill="#555">ipckit bench --pin {options["pin"]}: '
-                 f'medians of {len(runs)} runs on a loaded 2-vCPU VM</text>')
+                 f'medians of {len(runs)} runs on a 2-vCPU VM</text>')
     top += 24
     legend_x = 10
     for way in ways_measured(merged):
