@@ -163,7 +163,8 @@ TEST(blocking_call, workers_take_no_process_signals) {
 }
 
 // A worker that runs before the loop threads on a shared CPU costs two thread switches
-// per hand-off (docs/performance-findings.md, finding 6), so workers are 5 nicer than their starter.
+// per hand-off (docs/performance-findings.md, finding 6), so workers are 5 nicer than
+// their starter.
 TEST(blocking_call, workers_run_five_nicer_than_the_thread_that_started_them) {
   errno = 0;
   const int ours = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));

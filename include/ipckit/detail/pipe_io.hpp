@@ -208,8 +208,8 @@ struct pipe_io_op {
 /// Starts an async read_some (Write false) or write_some. The common case, no deadline and
 /// SIGPIPE ignored through ipckit for writes, is Asio's own descriptor operation: it tries
 /// at once, waits without re-arming epoll (an async_wait re-arms it each time) and costs
-/// no composed operation around it (docs/performance-findings.md, findings 3 and 4). The rest goes
-/// through pipe_io_op.
+/// no composed operation around it (docs/performance-findings.md, findings 3 and 4). The
+/// rest goes through pipe_io_op.
 template <bool Write>
 struct initiate_pipe_io {
   pipe_end* end;
