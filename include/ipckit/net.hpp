@@ -6,6 +6,7 @@
 #pragma once
 
 #include <ipckit/detail/deadline_io.hpp>
+#include <ipckit/detail/draining_handler.hpp>
 #include <ipckit/detail/net_protocol.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/unique_fd.hpp>
@@ -228,7 +229,7 @@ class conn {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (read_deadline_ == steady_time{}) return socket_.async_read_some(b, std::move(handler));
+          if (read_deadline_ == steady_time{}) return socket_.async_read_some(b, ipckit::detail::draining(std::move(handler)));
           detail::start_with_deadline(socket_.get_executor(), read_deadline_, std::move(handler),
                                       [this, &b](auto timed) { socket_.async_read_some(b, std::move(timed)); });
         },
@@ -238,7 +239,7 @@ class conn {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          if (write_deadline_ == steady_time{}) return socket_.async_write_some(b, std::move(handler));
+          if (write_deadline_ == steady_time{}) return socket_.async_write_some(b, ipckit::detail::draining(std::move(handler)));
           detail::start_with_deadline(socket_.get_executor(), write_deadline_, std::move(handler),
                                       [this, &b](auto timed) { socket_.async_write_some(b, std::move(timed)); });
         },
@@ -328,7 +329,7 @@ class packet_conn {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, boost::asio::const_buffer d, endpoint_type peer) {
           if (write_deadline_ == steady_time{})
-            return socket_.async_send_to(boost::asio::buffer(d), peer, std::move(handler));
+            return socket_.async_send_to(boost::asio::buffer(d), peer, ipckit::detail::draining(std::move(handler)));
           detail::start_with_deadline(socket_.get_executor(), write_deadline_, std::move(handler),
                                       [this, d, peer](auto timed) {
                                         socket_.async_send_to(boost::asio::buffer(d), peer, std::move(timed));
@@ -373,7 +374,7 @@ class packet_conn {
       if (!started_) {
         started_ = true;
         if (conn_->read_deadline_ == steady_time{})
-          return conn_->socket_.async_receive_from(data_, conn_->sender_, std::move(self));
+          return conn_->socket_.async_receive_from(data_, conn_->sender_, ipckit::detail::draining(std::move(self)));
         packet_conn* conn = conn_;
         const boost::asio::mutable_buffer data = data_;
         return detail::start_with_deadline(

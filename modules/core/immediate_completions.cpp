@@ -9,8 +9,8 @@
 
 // Tied to Asio 1.81's scheduler: a thread running a scheduler has a thread_info on the
 // thread call stack, whose private_op_queue takes the operations that thread posts (as
-// continuations, or always on a one-thread scheduler) until the running handler returns.
-// A drain takes its own operation back from the front of that queue.
+// continuations, or always on a one-thread scheduler) until the running handler returns;
+// then the scheduler moves them to its shared queue, behind its reactor task.
 
 namespace ipckit::detail {
 namespace {
@@ -24,7 +24,6 @@ struct drain_state {
   void* allowed = nullptr;                      // innermost event_loop run's scheduler, or nullptr
   void* scheduler = nullptr;                    // while a drain runs: its scheduler
   ad::scheduler_thread_info* thread = nullptr;  // while a drain runs: the run's thread_info
-  ad::scheduler_operation* posted = nullptr;    // what the running handler posted, to take back
   std::size_t drained = 0;                      // handlers drains ran in the innermost scope
 };
 
@@ -41,10 +40,18 @@ bool one_thread(const ad::scheduler& s) noexcept {
          !BOOST_ASIO_CONCURRENCY_HINT_IS_LOCKING(REACTOR_IO, hint);
 }
 
-// The noted operation, if it is still where it was posted.
-ad::scheduler_operation* pending(const drain_state& s) noexcept {
-  if (!s.thread || !s.posted || s.thread->private_op_queue.front() != s.posted) return nullptr;
-  return s.posted;
+// Takes the front of the drain's private queue, with its unit of outstanding work. An
+// operation posted as an immediate completion counted its unit in the thread's private
+// count, one completed from the reactor (a cancelled one, say) in the scheduler's shared
+// count; which one is not recorded, but the two are summed when the handler returns, and
+// the shared count cannot reach zero here, since it still holds the running handler's.
+ad::scheduler_operation* take_front(drain_state& d) noexcept {
+  ad::scheduler_operation* op = d.thread->private_op_queue.front();
+  if (!op) return nullptr;
+  d.thread->private_op_queue.pop();
+  if (d.thread->private_outstanding_work > 0) --d.thread->private_outstanding_work;
+  else scheduler_at(d.scheduler).work_finished();
+  return op;
 }
 
 }  // namespace
@@ -55,18 +62,13 @@ void* scheduler_of(boost::asio::execution_context& context) {
 
 immediate_scope::immediate_scope(void* scheduler) noexcept
     : previous_(state.allowed), previous_drained_(state.drained) {
-  // A run nested in a drained handler: an operation noted for the drain goes back where
-  // Asio would have put it. On a one-thread scheduler that is the private queue, where it
-  // is; on another it is the shared queue, where the nested run can take it (it went to the
-  // private one only because the drain posted it as a continuation).
-  if (ad::scheduler_operation* op = pending(state)) {
-    auto& s = scheduler_at(state.scheduler);
-    if (!one_thread(s)) {
-      state.thread->private_op_queue.pop();
-      --state.thread->private_outstanding_work;
-      state.posted = nullptr;
-      s.post_immediate_completion(op, false);
-    }
+  // A run nested in a drained handler: what the drain would take goes where Asio would
+  // have put it. On a one-thread scheduler that is the private queue, where it is; on
+  // another it is the shared queue, where the nested run can take it (it went to the
+  // private one only because the drain made it a continuation).
+  if (state.thread && !one_thread(scheduler_at(state.scheduler))) {
+    while (ad::scheduler_operation* op = take_front(state))
+      scheduler_at(state.scheduler).post_immediate_completion(op, false);
   }
   state.allowed = scheduler;
   state.drained = 0;
@@ -79,57 +81,54 @@ immediate_scope::~immediate_scope() {
 
 std::size_t immediate_scope::drained() const noexcept { return state.drained; }
 
-immediate_drain::immediate_drain(void* owner, const void* op) noexcept {
+immediate_drain::immediate_drain(void* owner) noexcept { begin(owner); }
+
+immediate_drain::immediate_drain() noexcept { begin(state.allowed); }
+
+void immediate_drain::begin(void* owner) noexcept {
   drain_state& s = state;
-  // The noted operation, completed or destroyed by someone else (a run nested in the
-  // drained handler): forget it, so that its recycled memory is never taken for it.
-  if (s.posted == op) s.posted = nullptr;
   // Not when a drain runs already (this upcall is one of its completions), nor outside
-  // an event_loop run that allows it. The upcall comes from the scheduler's own run, so
-  // its thread_info is the innermost one for that scheduler.
+  // an event_loop run that allows it, nor when the innermost run on this thread is
+  // another one (a run of some other context nested in a handler of the loop). The
+  // private queue must be empty, so that the drain takes only what this upcall posts.
   if (s.thread || !owner || owner != s.allowed) return;
   ad::thread_info_base* info = thread_call_stack::contains(&scheduler_at(owner));
-  if (!info) return;
+  if (!info || info != thread_call_stack::top()) return;
+  auto* thread = static_cast<ad::scheduler_thread_info*>(info);
+  if (!thread->private_op_queue.empty()) return;
   s.scheduler = owner;
-  s.thread = static_cast<ad::scheduler_thread_info*>(info);
-  s.posted = nullptr;
-  outermost_ = &s;
+  s.thread = thread;
+  outermost_ = true;
 }
 
 immediate_drain::~immediate_drain() {
   if (!outermost_) return;
-  outermost_->scheduler = nullptr;
-  outermost_->thread = nullptr;
-  outermost_->posted = nullptr;
+  state.scheduler = nullptr;
+  state.thread = nullptr;
 }
 
-void immediate_drain::run(void* owner) {
+void immediate_drain::run() {
   if (!outermost_) return;
-  drain_state& d = *outermost_;
-  auto& s = scheduler_at(owner);
+  drain_state& d = state;
+  auto& s = scheduler_at(d.scheduler);
   for (int left = immediate_budget; left > 0; --left) {
-    ad::scheduler_operation* op = pending(d);
     // stop() inside a handler: no further handler runs until restart, as with Asio's loop.
-    if (!op || s.stopped()) return;
-    d.posted = nullptr;
-    d.thread->private_op_queue.pop();
-    // post_immediate_completion counted it as private work; it is done here, as the
-    // scheduler would count it after running it.
-    --d.thread->private_outstanding_work;
+    if (s.stopped()) return;
+    ad::scheduler_operation* op = take_front(d);
+    if (!op) return;
     ++d.drained;
-    op->complete(owner, boost::system::error_code(), 0);
+    // The last argument is the scheduler's task_result_, which only the reactor's own
+    // descriptor states use; the reactor queues those in its turn, never a handler.
+    op->complete(d.scheduler, boost::system::error_code(), 0);
+    // A handler the io_context's executor ran inline (a posted composed operation) left
+    // its exception with the thread, for the scheduler to throw after this handler; it is
+    // thrown now, as the scheduler would throw it before running another handler.
+    d.thread->rethrow_pending_exception();
   }
 }
 
-drain_state* immediate_drain::follow(void* scheduler) noexcept {
-  // In a run nested in the drained handler, the operation goes to that run's private
-  // queue, this one stays empty, and posted() notes nothing.
-  drain_state& s = state;
-  return s.thread && s.scheduler == scheduler && !s.posted && s.thread->private_op_queue.empty() ? &s : nullptr;
-}
-
-void immediate_drain::posted(drain_state* drain) noexcept {
-  if (!drain->thread->private_op_queue.empty()) drain->posted = drain->thread->private_op_queue.front();
+bool immediate_drain::active(const void* scheduler) noexcept {
+  return state.thread && (!scheduler || state.scheduler == scheduler);
 }
 
 }  // namespace ipckit::detail

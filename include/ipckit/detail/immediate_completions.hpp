@@ -1,4 +1,4 @@
-// Immediate completions of polled_descriptor operations, run back to back.
+// Immediate completions, run back to back.
 //
 // Asio never runs a handler inside the call that started its operation: an operation that
 // finishes at once is posted, and the scheduler runs its reactor (epoll_wait(..., 0))
@@ -8,12 +8,15 @@
 // more (docs/performance-findings.md, finding 7).
 //
 // Here, while an event_loop runs handlers (run, run_for, poll, run_spinning; not
-// run_one), an attempt that finished at once and was started by the handler of another
-// attempt is taken back from the scheduler's queue and completed as soon as that handler
-// has returned, up to `immediate_budget` in a row; then the scheduler has its turn (the
-// reactor, timers, other handlers). A handler still never runs inside its initiating
-// call, only earlier than it would otherwise: before the reactor's next turn.
-// Internal: polled_descriptor and event_loop use it.
+// run_one), what a handler posts into its thread's private queue (the operations it
+// started that finished at once, its continuations) is taken back and completed as soon
+// as that handler has returned, up to `immediate_budget` in a row; then the scheduler has
+// its turn (the reactor, timers, other handlers). The handlers that drain so are
+// polled_descriptor's attempts and the Asio socket and descriptor operations ipckit
+// starts (draining_handler.hpp); while one runs, the operations started on the loop
+// finish at once into that private queue. A handler still never runs inside its
+// initiating call, only earlier than it would otherwise: before the reactor's next turn.
+// Internal: polled_descriptor, draining_handler and event_loop use it.
 #pragma once
 
 #include <cstddef>
@@ -50,32 +53,30 @@ class immediate_scope {
   std::size_t previous_drained_;
 };
 
-/// This thread's drain (opaque).
-struct drain_state;
-
-/// Around the upcall of an attempt's handler (attempt_op::do_complete of `op`, `owner`
-/// being the scheduler, or nullptr when the operation is destroyed): on the outermost
-/// one of a thread, inside an allowing scope, run() completes the attempts the upcall
-/// started that finished at once.
+/// Around the upcall of a handler that drains: on the outermost one of a thread, when the
+/// innermost scheduler run on the thread is the allowing scope's and its private queue is
+/// empty, run() then completes what the upcall posted into that queue.
 class immediate_drain {
  public:
-  immediate_drain(void* owner, const void* op) noexcept;
+  /// For an attempt's handler: `owner` as attempt_op::do_complete gets it (the
+  /// scheduler, or nullptr when the operation is destroyed).
+  explicit immediate_drain(void* owner) noexcept;
+  /// For a draining_handler: the allowing scope's scheduler.
+  immediate_drain() noexcept;
   ~immediate_drain();
   immediate_drain(const immediate_drain&) = delete;
   immediate_drain& operator=(const immediate_drain&) = delete;
 
-  void run(void* owner);
+  void run();
 
-  /// polled_descriptor::start, before posting an immediate completion to `scheduler`:
-  /// this thread's drain when it can take the completion back (it must then be posted
-  /// as a continuation, into this thread's private queue, and noted with posted()), else
-  /// nullptr.
-  static drain_state* follow(void* scheduler) noexcept;
-  /// Notes the operation just posted (the front of this thread's private queue).
-  static void posted(drain_state* drain) noexcept;
+  /// Whether a drain runs on this thread (for `scheduler`, unless it is nullptr): an
+  /// operation that finishes at once is then posted as a continuation, so that it goes
+  /// into this thread's private queue, where the drain takes it.
+  static bool active(const void* scheduler = nullptr) noexcept;
 
  private:
-  drain_state* outermost_ = nullptr;
+  void begin(void* owner) noexcept;
+  bool outermost_ = false;
 };
 
 }  // namespace ipckit::detail

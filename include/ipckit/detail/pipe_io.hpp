@@ -1,6 +1,7 @@
 // Internals of pipe.hpp that its templates need. Users never include this header.
 #pragma once
 
+#include <ipckit/detail/draining_handler.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/unique_fd.hpp>
 
@@ -156,7 +157,7 @@ struct pipe_io_op {
     if (end->descriptor_.is_open()) {
       // The loop thread must never wait in a read or write.
       end->ensure_non_blocking(result_ec);
-      if (result_ec) return boost::asio::post(end->descriptor_.get_executor(), std::move(self));
+      if (result_ec) return post_completion(end->descriptor_.get_executor(), std::move(self));
     }
     iovec_array iov(buffers);
     if (!end->descriptor_.is_open()) {
@@ -171,7 +172,7 @@ struct pipe_io_op {
     } else {
       return wait(self);
     }
-    boost::asio::post(end->descriptor_.get_executor(), std::move(self));
+    post_completion(end->descriptor_.get_executor(), std::move(self));
   }
 
   template <class Self>
@@ -218,14 +219,15 @@ struct initiate_pipe_io {
   void operator()(Handler&& handler, const Buffers& buffers) const {
     if (end->plain_async(Write)) {
       if constexpr (Write) {
-        end->descriptor_.async_write_some(buffers, std::forward<Handler>(handler));
+        end->descriptor_.async_write_some(buffers, draining(std::forward<Handler>(handler)));
       } else {
-        end->descriptor_.async_read_some(buffers, std::forward<Handler>(handler));
+        end->descriptor_.async_read_some(buffers, draining(std::forward<Handler>(handler)));
       }
       return;
     }
-    boost::asio::async_compose<Handler, void(error_code, std::size_t)>(
-        pipe_io_op<Buffers>{end, buffers, Write}, handler, end->descriptor_);
+    auto wrapped = draining(std::forward<Handler>(handler));
+    boost::asio::async_compose<decltype(wrapped), void(error_code, std::size_t)>(
+        pipe_io_op<Buffers>{end, buffers, Write}, wrapped, end->descriptor_);
   }
 };
 

@@ -98,7 +98,7 @@ class attempt_op : public attempt_op_base<Result, Attempt> {
     auto* self = static_cast<attempt_op*>(base);
     ptr p = {ad::addressof(self->handler_), self, self};
     ad::handler_work<Handler, IoExecutor> work(std::move(self->work_));
-    immediate_drain drain(owner, base);
+    immediate_drain drain(owner);
     // The handler is moved out so the operation's memory is freed before the upcall.
     if constexpr (std::is_void_v<Result>) {
       ad::binder1<Handler, error_code> handler(self->handler_, self->ec_);
@@ -118,7 +118,7 @@ class attempt_op : public attempt_op_base<Result, Attempt> {
       }
     }
     // What the upcall started and finished at once runs now, not after the reactor's turn.
-    drain.run(owner);
+    drain.run();
   }
 
  private:
@@ -193,8 +193,8 @@ class polled_descriptor {
     using op = attempt_op<Result, Attempt, Handler, executor_type>;
     // When a drain on this thread can take an immediate completion back, it is posted as
     // a continuation: into this thread's private queue, where the drain looks for it.
-    drain_state* const follow = immediate_drain::follow(scheduler_);
-    const bool is_continuation = follow || boost_asio_handler_cont_helpers::is_continuation(handler);
+    const bool is_continuation =
+        immediate_drain::active(scheduler_) || boost_asio_handler_cont_helpers::is_continuation(handler);
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
     typename op::ptr p = {ad::addressof(handler), op::ptr::allocate(handler), nullptr};
     p.p = new (p.v) op(std::move(attempt), handler, executor_);
@@ -210,7 +210,6 @@ class polled_descriptor {
     if (p.p->ec_ || !data_) {
       reactor_->post_immediate_completion(p.p, is_continuation);
       p.v = p.p = nullptr;
-      if (follow) immediate_drain::posted(follow);
       return;
     }
     if (slot.is_connected())
@@ -218,7 +217,6 @@ class polled_descriptor {
     // The speculative attempt runs under the descriptor's lock; finished, it is posted.
     reactor_->start_op(op_type, fd_, data_, p.p, is_continuation, true);
     p.v = p.p = nullptr;
-    if (follow) immediate_drain::posted(follow);
   }
 
   using reactor_op_status = boost::asio::detail::reactor_op::status;
