@@ -4,7 +4,6 @@
 
 #include "test_support.hpp"
 
-#include <ipckit/detail/immediate_completions.hpp>
 #include <ipckit/event_loop.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -369,133 +368,14 @@ TEST_F(message_queue_test, async_ping_pong_through_two_queues_keeps_every_messag
   echo();
   send_next();
   // Through the event_loop: each echo's send finishes at once and completes right after
-  // the receive handler that started it (immediate completions, below).
+  // the receive handler that started it (immediate completions: tests/core).
   ASSERT_TRUE(run_until(loop, [&] { return returned == rounds; }));
   EXPECT_EQ(echoed, rounds);
 }
 
-// A chain of operations that each finish at once: a send to a queue with room, then the
-// receive of that message, again and again. The n-th handler (from 1) starts the next
-// operation, then calls on_completion(n).
-struct immediate_chain {
-  message_queue& queue;
-  int total;
-  std::function<void(int)> on_completion = [](int) {};
-  int completed = 0;
-  bool nested = false;  // a handler ran inside the call that started its operation
-  char buffer[64]{};
-
-  void step() {
-    if (completed == total) return;
-    const int before = completed;
-    if (completed % 2 == 0) {
-      queue.async_send(boost::asio::buffer("m", 1), 0, [this](error_code e) { done(e); });
-    } else {
-      queue.async_receive(boost::asio::buffer(buffer), [this](error_code e, ipckit::received_message) { done(e); });
-    }
-    if (completed != before) nested = true;
-  }
-  void done(error_code e) {
-    EXPECT_FALSE(e);
-    ++completed;
-    step();
-    on_completion(completed);
-  }
-};
-
-// event_loop::run/poll complete what a handler started and finished at once as soon as
-// that handler returns, before the reactor's turn, but never inside the initiating call
-// and at most immediate_budget in a row: a handler posted before the chain started runs
-// after the first run of them. Every handler is counted, and the loop ends out of work.
-TEST_F(message_queue_test, immediate_completions_run_back_to_back_a_bounded_number_of_times) {
-  message_queue queue(loop);
-  queue.create(name("chain"), small());
-  immediate_chain chain{queue, 100};
-  chain.step();
-  int seen_by_posted = -1;
-  boost::asio::post(loop.get_executor(), [&] { seen_by_posted = chain.completed; });
-  EXPECT_EQ(loop.poll(), 101u);
-  EXPECT_EQ(chain.completed, 100);
-  EXPECT_FALSE(chain.nested) << "a handler ran inside its initiating call";
-  EXPECT_GT(seen_by_posted, 1) << "the completions went through the reactor's turn one by one";
-  EXPECT_LE(seen_by_posted, 1 + ipckit::detail::immediate_budget);
-  EXPECT_TRUE(loop.stopped()) << "outstanding work left after the last handler";
-}
-
-TEST_F(message_queue_test, run_one_runs_one_handler_even_when_the_next_completes_at_once) {
-  message_queue queue(loop);
-  queue.create(name("one"), small());
-  immediate_chain chain{queue, 10};
-  chain.step();
-  EXPECT_EQ(loop.run_one(), 1u);
-  EXPECT_EQ(chain.completed, 1);
-  EXPECT_EQ(loop.run_one(), 1u);
-  EXPECT_EQ(chain.completed, 2);
-  EXPECT_EQ(loop.poll(), 8u);
-  EXPECT_EQ(chain.completed, 10);
-  EXPECT_FALSE(chain.nested);
-}
-
-TEST_F(message_queue_test, stop_in_a_handler_holds_back_the_completion_it_started) {
-  message_queue queue(loop);
-  queue.create(name("stop"), small());
-  immediate_chain chain{queue, 40};
-  chain.on_completion = [&](int n) {
-    if (n == 3) loop.stop();
-  };
-  chain.step();
-  loop.run();  // returns at stop(): the chain never ends on its own before 40
-  EXPECT_EQ(chain.completed, 3);
-  loop.restart();
-  EXPECT_EQ(loop.poll(), 37u);
-  EXPECT_EQ(chain.completed, 40);
-  EXPECT_TRUE(loop.stopped());
-}
-
-// A handler that throws after starting an operation: the exception leaves poll(), and
-// the operation it started completes on the next poll (not lost, not run twice).
-TEST_F(message_queue_test, exception_from_a_handler_keeps_the_completion_it_started) {
-  message_queue queue(loop);
-  queue.create(name("throw"), small());
-  immediate_chain chain{queue, 40};
-  chain.on_completion = [&](int n) {
-    if (n == 3) throw std::runtime_error("from a handler");
-  };
-  chain.step();
-  EXPECT_THROW(loop.poll(), std::runtime_error);
-  EXPECT_EQ(chain.completed, 3);
-  EXPECT_EQ(loop.poll(), 37u);
-  EXPECT_EQ(chain.completed, 40);
-  EXPECT_TRUE(loop.stopped()) << "outstanding work left after the last handler";
-}
-
-// A handler that starts an operation which finishes at once and then waits for it in a
-// nested run_one() (the fixture's loop has Asio's default, multi-thread, concurrency
-// hint): the completion is where the nested run finds it, not held for after the handler.
-TEST_F(message_queue_test, nested_run_one_finds_the_completion_its_handler_started) {
-  message_queue queue(loop);
-  queue.create(name("nested"), small());
-  bool second = false, handler_done = false, gave_up = false, guard_done = false;
-  boost::asio::steady_timer guard(loop.get_executor(), 5s);
-  guard.async_wait([&](error_code e) {
-    gave_up = !e;
-    guard_done = true;
-  });
-  queue.async_send(boost::asio::buffer("a", 1), 0, [&](error_code e) {
-    EXPECT_FALSE(e);
-    queue.async_send(boost::asio::buffer("b", 1), 0, [&](error_code e2) {
-      EXPECT_FALSE(e2);
-      second = true;
-    });
-    while (!second && !gave_up) loop.run_one();
-    handler_done = true;
-  });
-  ASSERT_TRUE(run_until(loop, [&] { return handler_done; }));
-  EXPECT_TRUE(second);
-  EXPECT_FALSE(gave_up) << "the nested run_one never saw the second send complete";
-  guard.cancel();
-  ASSERT_TRUE(run_until(loop, [&] { return guard_done; }));
-}
+// The scenarios of immediate completions (run back to back, run_one, stop, an exception,
+// a nested run_one) are in tests/core/immediate_completions_test.cpp, with a queue among
+// their channels.
 
 TEST_F(message_queue_test, async_operations_on_a_closed_queue_fail_with_closed) {
   message_queue queue(loop);
