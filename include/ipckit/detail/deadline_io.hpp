@@ -7,6 +7,7 @@
 // handler keeps the caller's associated executor and allocator.
 #pragma once
 
+#include <ipckit/detail/draining_handler.hpp>
 #include <ipckit/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -103,8 +104,8 @@ void start_with_deadline(const boost::asio::any_io_executor& io_executor,
     state->timed_out = true;
     state->cancel.emit(boost::asio::cancellation_type::terminal);
   });
-  start(deadline_handler<Handler, boost::asio::any_io_executor>(std::move(handler), io_executor,
-                                                                 std::move(state)));
+  start(ipckit::detail::draining(deadline_handler<Handler, boost::asio::any_io_executor>(std::move(handler), io_executor,
+                                                                          std::move(state))));
 }
 
 /// For the blocking forms: waits until the socket is ready for `events` (POLLIN or
