@@ -388,7 +388,14 @@ struct semaphore_ring_service::impl {
       done.swap(finished);
     }
     // Dispatched: the loop runs the handlers now, without another turn of the scheduler.
-    for (auto& [wait, result] : done) wait->dispatch_completion(std::move(wait), result);
+    // If one throws, the others are queued rather than lost (each may hold a unit).
+    std::size_t next = 0;
+    try {
+      for (; next < done.size(); ++next) done[next].first->dispatch_completion(std::move(done[next].first), done[next].second);
+    } catch (...) {
+      for (++next; next < done.size(); ++next) done[next].first->post_completion(std::move(done[next].first), done[next].second);
+      throw;
+    }
   }
 
   void post_finished(std::unique_lock<std::mutex>& lock) {

@@ -13,12 +13,14 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <fcntl.h>
 #include <memory>
 #include <optional>
 #include <semaphore.h>
+#include <thread>
 
 namespace {
 
@@ -150,6 +152,54 @@ TEST_P(named_async_wait, is_woken_by_glibc_sem_post_from_python) {
   EXPECT_EQ(semaphore.value(), 0);
   EXPECT_EQ(waiters_counted(sem), 0u);
   expect_path_taken();
+}
+
+// A wait started by a handler on the loop's thread (begun at once, not queued) waits as
+// one started from outside.
+TEST_P(named_async_wait, a_wait_started_by_a_handler_waits_too) {
+  const auto sem = name("chain");
+  named_semaphore semaphore(*loop);
+  semaphore.create(sem, 0);
+  std::vector<error_code> results;
+  semaphore.async_wait([&](error_code e) {
+    results.push_back(e);
+    semaphore.async_wait([&](error_code again) { results.push_back(again); });
+  });
+  ASSERT_TRUE(until_waiters(sem, 1));
+  EXPECT_EQ(run_process({cli_path(), "sem", "post", sem}).exit_code, 0);
+  ASSERT_TRUE(run_until(*loop, [&] { return results.size() == 1; }));
+  ASSERT_TRUE(until_waiters(sem, 1)) << "the second wait is not waiting";
+  EXPECT_EQ(results.size(), 1u);
+  EXPECT_EQ(run_process({cli_path(), "sem", "post", sem}).exit_code, 0);
+  ASSERT_TRUE(run_until(*loop, [&] { return results.size() == 2; }));
+  for (const auto& e : results) EXPECT_FALSE(e) << e.message();
+  EXPECT_EQ(semaphore.value(), 0);
+  expect_path_taken();
+}
+
+// Two threads run the loop; waits started from a third; every post is taken once.
+TEST_P(named_async_wait, works_on_a_loop_run_by_two_threads) {
+  const auto sem = name("threads");
+  named_semaphore semaphore(*loop);
+  semaphore.create(sem, 0);
+  constexpr int waits = 8;
+  std::atomic<int> completed{0}, failed{0};
+  for (int i = 0; i < waits; ++i)
+    semaphore.async_wait([&](error_code e) {
+      if (e) ++failed;
+      ++completed;
+    });
+  ASSERT_TRUE(until_waiters(sem, waits));
+  std::vector<std::thread> runners;
+  // run_for: a lost wake ends the test at the deadline instead of hanging it.
+  for (int i = 0; i < 2; ++i) runners.emplace_back([&] { loop->context().run_for(std::chrono::seconds(10)); });
+  peer_process poster(glibc_peer_argv("post", sem, waits));
+  for (auto& runner : runners) runner.join();  // run() returns when every wait is done
+  EXPECT_EQ(completed.load(), waits);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(poster.wait(), 0);
+  EXPECT_EQ(semaphore.value(), 0);
+  EXPECT_EQ(waiters_counted(sem), 0u);
 }
 
 // Async waits here and blocked sem_waits in another process share the posts of a third:
