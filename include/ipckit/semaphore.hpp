@@ -25,6 +25,7 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -61,6 +62,7 @@ struct named_semaphore_state {
   std::string name;
   pending_calls pending;            // async_waits on the worker pool, aborted by close()
   pending_ring_waits ring_waits;    // async_waits on the loop's io_uring, aborted by close()
+  std::atomic<semaphore_ring_service*> ring{nullptr};  // its context's, once looked up
   named_semaphore_state() = default;
   named_semaphore_state(const named_semaphore_state&) = delete;
   named_semaphore_state& operator=(const named_semaphore_state&) = delete;
@@ -126,8 +128,14 @@ struct async_named_take_op {
       return;
     }
     self.reset_cancellation_state(boost::asio::enable_total_cancellation());
-    auto& ring = boost::asio::use_service<semaphore_ring_service>(
-        boost::asio::query(executor, boost::asio::execution::context));
+    auto* known = state->ring.load(std::memory_order_acquire);
+    if (!known) {
+      // Looked up once: use_service takes the context's registry lock each time.
+      known = &boost::asio::use_service<semaphore_ring_service>(
+          boost::asio::query(executor, boost::asio::execution::context));
+      state->ring.store(known, std::memory_order_release);
+    }
+    auto& ring = *known;
     if (ring.can_wait(state->sem)) {
       auto ex = executor;
       std::shared_ptr<const void> keep = state;

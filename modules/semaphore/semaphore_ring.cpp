@@ -5,6 +5,7 @@
 #include "io_uring_abi.hpp"
 
 #include <boost/asio/detail/reactor.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
@@ -49,6 +50,10 @@ T* at(void* base, std::uint32_t offset) noexcept {
 }  // namespace
 
 struct semaphore_ring_service::impl {
+  // Waits whose outcome is decided, to complete once the mutex is released; usually one
+  // (a hand-off), kept off the heap.
+  using outcomes = boost::container::small_vector<std::pair<std::shared_ptr<ring_wait>, error_code>, 4>;
+
   struct mapping {
     void* address = MAP_FAILED;
     std::size_t size = 0;
@@ -86,7 +91,7 @@ struct semaphore_ring_service::impl {
   std::mutex mutex;
   unsigned unsubmitted = 0;                            // entries written since the last enter
   std::vector<std::shared_ptr<ring_wait>> in_kernel;   // waits the kernel holds a request of
-  std::vector<std::pair<std::shared_ptr<ring_wait>, error_code>> finished;  // to complete, unlocked
+  outcomes finished;
   bool armed = false;     // the descriptor's readiness is being waited for
   bool refused = false;   // the kernel refused a submission: new waits go to the pool
   bool stopping = false;
@@ -378,7 +383,7 @@ struct semaphore_ring_service::impl {
   }
 
   void on_ready(error_code ec) {
-    std::vector<std::pair<std::shared_ptr<ring_wait>, error_code>> done;
+    outcomes done;
     {
       std::lock_guard lock(mutex);
       armed = false;
@@ -399,7 +404,7 @@ struct semaphore_ring_service::impl {
   }
 
   void post_finished(std::unique_lock<std::mutex>& lock) {
-    std::vector<std::pair<std::shared_ptr<ring_wait>, error_code>> done;
+    outcomes done;
     done.swap(finished);
     lock.unlock();
     for (auto& [wait, result] : done) wait->post_completion(std::move(wait), result);
