@@ -4,7 +4,9 @@
 #include "glibc_semaphore.hpp"
 #include "io_uring_abi.hpp"
 
+#include <boost/asio/detail/call_stack.hpp>
 #include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/container/small_vector.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -86,6 +88,7 @@ struct semaphore_ring_service::impl {
   unsigned cq_mask = 0;
   io_uring_cqe* cqes = nullptr;
   std::optional<polled_descriptor> descriptor;  // made at the first wait, with its executor
+  boost::asio::detail::scheduler* scheduler = nullptr;  // the context's, which runs the loop
 
   // Under the mutex.
   std::mutex mutex;
@@ -113,7 +116,23 @@ struct semaphore_ring_service::impl {
     // named semaphores fall back to the pool gets none from us: the pool hands
     // completions to a loop without a reactor more cheaply (finding 6).
     boost::asio::use_service<boost::asio::detail::reactor>(context).init_task();
+    ring->scheduler = &boost::asio::use_service<boost::asio::detail::scheduler>(context);
     return ring;
+  }
+
+  // Whether this thread is running the loop (inside the scheduler's run).
+  bool on_loop_thread() const noexcept {
+    using thread_call_stack =
+        boost::asio::detail::call_stack<boost::asio::detail::thread_context, boost::asio::detail::thread_info_base>;
+    return thread_call_stack::contains(scheduler) != nullptr;
+  }
+
+  void begin_on_loop(const std::shared_ptr<ring_wait>& wait, const boost::asio::any_io_executor& ex) {
+    std::unique_lock lock(mutex);
+    watch_with(ex);
+    begin(wait);
+    arm();
+    post_finished(lock);
   }
 
   // Called with the mutex held.
@@ -457,15 +476,13 @@ bool semaphore_ring_service::can_wait(const sem_t* sem) const noexcept {
 }
 
 void semaphore_ring_service::start(std::shared_ptr<ring_wait> wait, const boost::asio::any_io_executor& ex) {
-  // Begun on the loop's thread: the kernel completes a FUTEX_WAIT through its
-  // submitter's task work, and the loop is the thread that is woken anyway.
-  boost::asio::dispatch(ex, [this, ex, wait = std::move(wait)] {
-    std::unique_lock lock(impl_->mutex);
-    impl_->watch_with(ex);
-    impl_->begin(wait);
-    impl_->arm();
-    impl_->post_finished(lock);
-  });
+  // Begun on a thread of the loop: the kernel completes a FUTEX_WAIT through task work
+  // of the thread that submitted it, and a loop thread is the one to wake. Not through
+  // `ex` itself when this thread runs the loop already: begin touches nothing of the
+  // caller's (a strand's order does not matter to it), and a dispatch costs a wrapped,
+  // type-erased call per wait.
+  if (impl_->on_loop_thread()) return impl_->begin_on_loop(wait, ex);
+  boost::asio::post(ex, [this, ex, wait = std::move(wait)] { impl_->begin_on_loop(wait, ex); });
 }
 
 void semaphore_ring_service::cancel(const std::shared_ptr<ring_wait>& wait) {
