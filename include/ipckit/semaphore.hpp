@@ -7,11 +7,14 @@
 //   event_semaphore  an eventfd shared by related processes; a dead holder's unit leaks,
 //                    but waiting on it is pollable, so it runs on the loop itself.
 // sem_wait and semop cannot be polled: their async waits run on the worker pool and are
-// cancelled by interrupting the blocked call.
+// cancelled by interrupting the blocked call. A named semaphore's async wait runs on the
+// loop itself where io_uring's FUTEX_WAIT can be used (Linux 6.7, glibc; see
+// detail/semaphore_ring.hpp), and on the pool where it cannot.
 #pragma once
 
 #include <ipckit/detail/blocking_call.hpp>
 #include <ipckit/detail/polled_descriptor.hpp>
+#include <ipckit/detail/semaphore_ring.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/unique_fd.hpp>
 
@@ -22,6 +25,7 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -56,7 +60,9 @@ namespace detail {
 struct named_semaphore_state {
   sem_t* sem = nullptr;
   std::string name;
-  pending_calls pending;  // async_wait calls, aborted by close()
+  pending_calls pending;            // async_waits on the worker pool, aborted by close()
+  pending_ring_waits ring_waits;    // async_waits on the loop's io_uring, aborted by close()
+  std::atomic<semaphore_ring_service*> ring{nullptr};  // its context's, once looked up
   named_semaphore_state() = default;
   named_semaphore_state(const named_semaphore_state&) = delete;
   named_semaphore_state& operator=(const named_semaphore_state&) = delete;
@@ -104,6 +110,71 @@ struct async_take_op {
   }
 };
 
+// A named semaphore's async_wait: at once if a unit is there; else on the loop's
+// io_uring if it can be used here (one thread switch per hand-off), else, or if the
+// ring gives up, on the worker pool (two). operation_aborted always means that no unit
+// was taken.
+struct async_named_take_op {
+  boost::asio::any_io_executor executor;
+  std::shared_ptr<named_semaphore_state> state;  // null: closed
+
+  template <class Self>
+  void operator()(Self& self) {
+    if (!state || named_semaphore_try_take(state.get())) {
+      // Completed through the executor, never inside the initiating call.
+      const error_code ec = state ? error_code() : error_code(errc::closed);
+      auto ex = executor;  // `self` owns *this; it is moved below
+      boost::asio::post(ex, boost::asio::append(std::move(self), ec));
+      return;
+    }
+    self.reset_cancellation_state(boost::asio::enable_total_cancellation());
+    auto* known = state->ring.load(std::memory_order_acquire);
+    if (!known) {
+      // Looked up once: use_service takes the context's registry lock each time.
+      known = &boost::asio::use_service<semaphore_ring_service>(
+          boost::asio::query(executor, boost::asio::execution::context));
+      state->ring.store(known, std::memory_order_release);
+    }
+    auto& ring = *known;
+    if (ring.can_wait(state->sem)) {
+      auto ex = executor;
+      std::shared_ptr<const void> keep = state;
+      sem_t* sem = state->sem;
+      auto* waits = &state->ring_waits;
+      async_ring_take(ring, ex, sem, std::move(keep), waits, std::move(self));
+      return;
+    }
+    wait_on_pool(self);
+  }
+
+  // The ring's outcome.
+  template <class Self>
+  void operator()(Self& self, error_code ec) {
+    if (ec != ring_unavailable()) return self.complete(ec);
+    if (self.cancelled() != boost::asio::cancellation_type::none)
+      return self.complete(boost::asio::error::operation_aborted);
+    wait_on_pool(self);
+  }
+
+  // The pool's outcome: a unit taken just as the wait was cancelled is given back.
+  template <class Self>
+  void operator()(Self& self, error_code ec, bool taken) {
+    if (taken && ec) {
+      error_code ignored;
+      named_semaphore_give(*state, ignored);
+    }
+    self.complete(ec);
+  }
+
+  template <class Self>
+  void wait_on_pool(Self& self) {
+    auto take = [state = state](const interrupt_token& t, error_code& ec) { return named_semaphore_take(*state, &t, ec); };
+    auto ex = executor;  // `self` owns *this; it is moved below
+    auto* calls = &state->pending;
+    async_run_blocking<bool>(ex, std::move(take), std::move(self), calls);
+  }
+};
+
 }  // namespace detail
 
 /// A POSIX named semaphore ("/name", in /dev/shm). Kernel-persistent until unlinked.
@@ -112,6 +183,11 @@ struct async_take_op {
 /// close() while async_waits are pending aborts them (operation_aborted, no unit taken).
 /// Destroying the object while an async_wait is pending is allowed: the wait keeps the
 /// semaphore mapped until it completes.
+///
+/// async_wait waits on the loop itself, through io_uring (IORING_OP_FUTEX_WAIT on the
+/// sem_t, taking part in glibc's waiter protocol), where that works: Linux 6.7 or later,
+/// io_uring allowed, glibc's 64-bit sem_t, and IPCKIT_NO_IO_URING not set. Elsewhere it
+/// waits on the worker pool. Both behave the same; the ring is faster (docs/semaphore.md).
 class named_semaphore {
  public:
   using executor_type = boost::asio::any_io_executor;
@@ -137,7 +213,10 @@ class named_semaphore {
   bool is_open() const noexcept { return state_ != nullptr; }
   /// Closes the handle; pending async_waits complete with operation_aborted.
   void close() noexcept {
-    if (state_) state_->pending.cancel_all();
+    if (state_) {
+      state_->pending.cancel_all();
+      state_->ring_waits.cancel_all();
+    }
     state_.reset();
   }
   const std::string& name() const noexcept;
@@ -155,26 +234,13 @@ class named_semaphore {
   int value(error_code& ec);
   int value();
 
-  /// Waits on the worker pool; completes with void(error_code) on the loop.
+  /// Takes a unit: at once if there is one, else on the loop (io_uring) or the worker
+  /// pool; completes with void(error_code) through the executor, never inside this call.
+  /// Every cancellation type aborts it (operation_aborted: no unit taken).
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_wait(CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {
-    auto state = state_;
-    auto take = [state](const detail::interrupt_token& t, error_code& ec) {
-      if (!state) {
-        ec = errc::closed;
-        return false;
-      }
-      return detail::named_semaphore_take(*state, &t, ec);
-    };
-    auto try_take = [state] { return detail::named_semaphore_try_take(state.get()); };
-    auto give_back = [state] {
-      error_code ignored;
-      detail::named_semaphore_give(*state, ignored);
-    };
     return boost::asio::async_compose<CompletionToken, void(error_code)>(
-        detail::async_take_op<decltype(take), decltype(try_take), decltype(give_back)>{
-            executor_, take, try_take, give_back, state ? &state->pending : nullptr},
-        token, executor_);
+        detail::async_named_take_op{executor_, state_}, token, executor_);
   }
 
   static void unlink(std::string_view name, error_code& ec);

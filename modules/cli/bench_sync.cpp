@@ -9,6 +9,8 @@
 #include <ipckit/semaphore.hpp>
 #include <ipckit/signal.hpp>
 
+#include <boost/asio/io_context.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -351,9 +353,14 @@ const registration registered[] = {
                   eventfd_child}},
     registration{{61, "named_semaphore", 4,
                   [](context& ctx) {
-                    return rows_of<semaphore_way>(ctx, "named_semaphore",
-                                                  "a POSIX named semaphore each way; ipckit's async_wait "
-                                                  "waits on its worker pool");
+                    // The path the children's waits take too (they share the environment).
+                    boost::asio::io_context probe;
+                    const bool ring = boost::asio::use_service<detail::semaphore_ring_service>(probe).usable();
+                    return rows_of<semaphore_way>(
+                        ctx, "named_semaphore",
+                        std::string("a POSIX named semaphore each way; ipckit's async_wait waits ") +
+                            (ring ? "on the loop's io_uring (FUTEX_WAIT)"
+                                  : "on its worker pool (no io_uring FUTEX_WAIT here, or IPCKIT_NO_IO_URING=1)"));
                   },
                   semaphore_child}},
     registration{{62, "flock", 4,
