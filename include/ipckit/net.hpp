@@ -229,7 +229,8 @@ class conn {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (read_deadline_ == steady_time{}) return socket_.async_read_some(b, ipckit::detail::draining(std::move(handler)));
+          if (read_deadline_ == steady_time{})
+            return socket_.async_read_some(b, ipckit::detail::draining(std::move(handler)));
           detail::start_with_deadline(socket_.get_executor(), read_deadline_, std::move(handler),
                                       [this, &b](auto timed) { socket_.async_read_some(b, std::move(timed)); });
         },
@@ -239,7 +240,8 @@ class conn {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          if (write_deadline_ == steady_time{}) return socket_.async_write_some(b, ipckit::detail::draining(std::move(handler)));
+          if (write_deadline_ == steady_time{})
+            return socket_.async_write_some(b, ipckit::detail::draining(std::move(handler)));
           detail::start_with_deadline(socket_.get_executor(), write_deadline_, std::move(handler),
                                       [this, &b](auto timed) { socket_.async_write_some(b, std::move(timed)); });
         },
@@ -329,7 +331,8 @@ class packet_conn {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, boost::asio::const_buffer d, endpoint_type peer) {
           if (write_deadline_ == steady_time{})
-            return socket_.async_send_to(boost::asio::buffer(d), peer, ipckit::detail::draining(std::move(handler)));
+            return socket_.async_send_to(boost::asio::buffer(d), peer,
+                                         ipckit::detail::draining(std::move(handler)));
           detail::start_with_deadline(socket_.get_executor(), write_deadline_, std::move(handler),
                                       [this, d, peer](auto timed) {
                                         socket_.async_send_to(boost::asio::buffer(d), peer, std::move(timed));
@@ -374,7 +377,8 @@ class packet_conn {
       if (!started_) {
         started_ = true;
         if (conn_->read_deadline_ == steady_time{})
-          return conn_->socket_.async_receive_from(data_, conn_->sender_, ipckit::detail::draining(std::move(self)));
+          return conn_->socket_.async_receive_from(data_, conn_->sender_,
+                                                   ipckit::detail::draining(std::move(self)));
         packet_conn* conn = conn_;
         const boost::asio::mutable_buffer data = data_;
         return detail::start_with_deadline(

@@ -415,9 +415,15 @@ struct semaphore_ring_service::impl {
     // If one throws, the others are queued rather than lost (each may hold a unit).
     std::size_t next = 0;
     try {
-      for (; next < done.size(); ++next) done[next].first->dispatch_completion(std::move(done[next].first), done[next].second);
+      for (; next < done.size(); ++next) {
+        auto& [wait, ec] = done[next];
+        wait->dispatch_completion(std::move(wait), ec);
+      }
     } catch (...) {
-      for (++next; next < done.size(); ++next) done[next].first->post_completion(std::move(done[next].first), done[next].second);
+      for (++next; next < done.size(); ++next) {
+        auto& [wait, ec] = done[next];
+        wait->post_completion(std::move(wait), ec);
+      }
       throw;
     }
   }

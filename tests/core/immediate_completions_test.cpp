@@ -81,7 +81,8 @@ std::unique_ptr<channel> pipe_channel(event_loop& loop) {
 
 std::unique_ptr<channel> socket_channel(event_loop& loop, std::string_view network, int type) {
   int fds[2];
-  if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) != 0) throw std::system_error(errno, std::generic_category());
+  if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) != 0)
+    throw std::system_error(errno, std::generic_category());
   auto ch = std::make_unique<channel>();
   ch->writer.emplace(loop.get_executor(), network, unique_fd(fds[0]));
   ch->reader.emplace(loop.get_executor(), network, unique_fd(fds[1]));

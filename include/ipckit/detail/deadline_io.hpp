@@ -104,8 +104,8 @@ void start_with_deadline(const boost::asio::any_io_executor& io_executor,
     state->timed_out = true;
     state->cancel.emit(boost::asio::cancellation_type::terminal);
   });
-  start(ipckit::detail::draining(deadline_handler<Handler, boost::asio::any_io_executor>(std::move(handler), io_executor,
-                                                                          std::move(state))));
+  using timed_handler = deadline_handler<Handler, boost::asio::any_io_executor>;
+  start(ipckit::detail::draining(timed_handler(std::move(handler), io_executor, std::move(state))));
 }
 
 /// For the blocking forms: waits until the socket is ready for `events` (POLLIN or

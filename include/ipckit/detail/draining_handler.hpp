@@ -72,7 +72,8 @@ boost::asio::asio_handler_deallocate_is_deprecated asio_handler_deallocate(void*
 }
 
 template <class Function, class Handler>
-boost::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(Function& function, draining_handler<Handler>* h) {
+boost::asio::asio_handler_invoke_is_deprecated asio_handler_invoke(Function& function,
+                                                                   draining_handler<Handler>* h) {
   boost_asio_handler_invoke_helpers::invoke(function, h->handler_);
 }
 
