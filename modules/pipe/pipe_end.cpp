@@ -198,8 +198,10 @@ std::size_t pipe_end::io(const iovec_array& iov, bool write, error_code& ec) {
     // The common case, with no more around the call than a raw read or write has
     // (docs/performance-findings.md, finding 4): what try_io does, inline.
     long n;
-    do n = write ? write_without_sigpipe(fd, iov.iov.data(), iov.count) : scatter_read(fd, iov.iov.data(), iov.count);
-    while (n < 0 && errno == EINTR);
+    do {
+      n = write ? write_without_sigpipe(fd, iov.iov.data(), iov.count)
+                : scatter_read(fd, iov.iov.data(), iov.count);
+    } while (n < 0 && errno == EINTR);
     if (n >= 0) {
       ec.clear();
       if (n == 0 && !write) ec = boost::asio::error::eof;

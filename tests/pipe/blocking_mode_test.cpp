@@ -127,7 +127,8 @@ TEST_F(blocking_mode, a_blocking_read_on_an_end_an_async_operation_made_non_bloc
     std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
     const auto close_paren = text.rfind(')');
-    sleeping = close_paren != std::string::npos && close_paren + 2 < text.size() && text[close_paren + 2] == 'S';
+    sleeping = close_paren != std::string::npos && close_paren + 2 < text.size() &&
+               text[close_paren + 2] == 'S';
   }
   EXPECT_TRUE(sleeping) << "the reading thread never waited";
   pipe.writer.write_some(boost::asio::buffer("b", 1));
