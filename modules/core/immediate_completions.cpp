@@ -112,6 +112,9 @@ void immediate_drain::run() {
   drain_state& d = state;
   auto& s = scheduler_at(d.scheduler);
   for (int left = immediate_budget; left > 0; --left) {
+    // Nothing to run is the common last turn: seen without the scheduler's lock, which
+    // stopped() takes.
+    if (d.thread->private_op_queue.empty()) return;
     // stop() inside a handler: no further handler runs until restart, as with Asio's loop.
     if (s.stopped()) return;
     ad::scheduler_operation* op = take_front(d);

@@ -12,8 +12,13 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <sys/syscall.h>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -93,6 +98,44 @@ TEST_F(blocking_mode, an_async_operation_sets_o_nonblock_on_its_end_and_it_stays
   EXPECT_EQ(pipe.reader.read_some(boost::asio::buffer(&c, 1)), 1u);
   EXPECT_EQ(c, 'b');
   EXPECT_TRUE(non_blocking(pipe.reader.native_handle()));
+}
+
+TEST_F(blocking_mode, a_blocking_read_on_an_end_an_async_operation_made_non_blocking_waits_for_data) {
+  char c = 0;
+  bool done = false;
+  pipe.reader.async_read_some(boost::asio::buffer(&c, 1), [&](error_code ec, std::size_t) {
+    EXPECT_FALSE(ec);
+    done = true;
+  });
+  pipe.writer.write_some(boost::asio::buffer("a", 1));
+  ASSERT_TRUE(run_until(io, [&] { return done; }));
+  ASSERT_TRUE(non_blocking(pipe.reader.native_handle()));
+  // The read finds the pipe empty (EAGAIN) and must wait: the byte is written only once
+  // the reading thread sleeps, which on a non-blocking end it can only do in its poll.
+  std::atomic<pid_t> reader_tid{0};
+  std::size_t got = 0;
+  error_code read_ec;
+  std::thread reading([&] {
+    reader_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    got = pipe.reader.read_some(boost::asio::buffer(&c, 1), read_ec);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool sleeping = false;
+  while (!sleeping && std::chrono::steady_clock::now() < deadline) {
+    const pid_t tid = reader_tid.load();
+    if (tid == 0) continue;
+    std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close_paren = text.rfind(')');
+    sleeping = close_paren != std::string::npos && close_paren + 2 < text.size() &&
+               text[close_paren + 2] == 'S';
+  }
+  EXPECT_TRUE(sleeping) << "the reading thread never waited";
+  pipe.writer.write_some(boost::asio::buffer("b", 1));
+  reading.join();
+  EXPECT_FALSE(read_ec);
+  EXPECT_EQ(got, 1u);
+  EXPECT_EQ(c, 'b');
 }
 
 TEST_F(blocking_mode, a_deadline_sets_o_nonblock) {

@@ -116,6 +116,8 @@ class pipe_end {
   // One attempt: bytes moved, or ec (would_block when it must wait). It waits in the
   // kernel only while the descriptor is still in blocking mode.
   std::size_t try_io(const iovec_array& iov, bool write, error_code& ec) noexcept;
+  // io() from its first wait (`wait`) or its first try on: the loop of try and poll.
+  std::size_t wait_and_io(const iovec_array& iov, bool write, bool wait, error_code& ec);
   // Sets O_NONBLOCK once (an async operation or a deadline needs it); it stays set until
   // release() or close() put back the mode the descriptor came in.
   void ensure_non_blocking(error_code& ec);
