@@ -43,6 +43,18 @@ class blocking_mode : public ipckit::test::temp_dir_test {
     ASSERT_TRUE(run_until(io, [&] { return done; }));
   }
 
+  // One byte through an async read, which leaves the read end non-blocking.
+  void async_read_one() {
+    char c = 0;
+    bool done = false;
+    pipe.reader.async_read_some(boost::asio::buffer(&c, 1), [&](error_code ec, std::size_t) {
+      EXPECT_FALSE(ec);
+      done = true;
+    });
+    pipe.writer.write_some(boost::asio::buffer("a", 1));
+    ASSERT_TRUE(run_until(io, [&] { return done; }));
+  }
+
   // What a child started with `fd` as its fd 3 sees: "True" when blocking (python's
   // os.get_blocking), the description being shared (command::add_fd duplicates).
   std::string child_sees_blocking(int fd) {
@@ -84,13 +96,7 @@ TEST_F(blocking_mode, blocking_reads_and_writes_leave_the_ends_blocking) {
 
 TEST_F(blocking_mode, an_async_operation_sets_o_nonblock_on_its_end_and_it_stays) {
   char c = 0;
-  bool done = false;
-  pipe.reader.async_read_some(boost::asio::buffer(&c, 1), [&](error_code ec, std::size_t) {
-    EXPECT_FALSE(ec);
-    done = true;
-  });
-  pipe.writer.write_some(boost::asio::buffer("a", 1));
-  ASSERT_TRUE(run_until(io, [&] { return done; }));
+  async_read_one();
   EXPECT_TRUE(non_blocking(pipe.reader.native_handle()));
   EXPECT_FALSE(non_blocking(pipe.writer.native_handle())) << "the other end is another description";
   // Blocking reads still wait for data on it (read, EAGAIN, poll, read), leaving it so.
@@ -102,13 +108,7 @@ TEST_F(blocking_mode, an_async_operation_sets_o_nonblock_on_its_end_and_it_stays
 
 TEST_F(blocking_mode, a_blocking_read_on_an_end_an_async_operation_made_non_blocking_waits_for_data) {
   char c = 0;
-  bool done = false;
-  pipe.reader.async_read_some(boost::asio::buffer(&c, 1), [&](error_code ec, std::size_t) {
-    EXPECT_FALSE(ec);
-    done = true;
-  });
-  pipe.writer.write_some(boost::asio::buffer("a", 1));
-  ASSERT_TRUE(run_until(io, [&] { return done; }));
+  async_read_one();
   ASSERT_TRUE(non_blocking(pipe.reader.native_handle()));
   // The read finds the pipe empty (EAGAIN) and must wait: the byte is written only once
   // the reading thread sleeps, which on a non-blocking end it can only do in its poll.
