@@ -168,7 +168,9 @@ struct async_named_take_op {
 
   template <class Self>
   void wait_on_pool(Self& self) {
-    auto take = [state = state](const interrupt_token& t, error_code& ec) { return named_semaphore_take(*state, &t, ec); };
+    auto take = [state = state](const interrupt_token& t, error_code& ec) {
+      return named_semaphore_take(*state, &t, ec);
+    };
     auto ex = executor;  // `self` owns *this; it is moved below
     auto* calls = &state->pending;
     async_run_blocking<bool>(ex, std::move(take), std::move(self), calls);

@@ -125,8 +125,10 @@ void raw_epoll(const side& s) {
   ::close(ep);
 }
 
-// The async ways: Reader and Writer are Asio AsyncReadStream/AsyncWriteStream.
-template <class Reader, class Writer>
+// The async ways: Reader and Writer are Asio AsyncReadStream/AsyncWriteStream, driven
+// with async_read/async_write, or (Bare) with their own async_read_some/async_write_some
+// (a pipe moves 64 bytes whole).
+template <class Reader, class Writer, bool Bare = false>
 struct async_side {
   const side& s;
   Reader& reader;
@@ -140,56 +142,22 @@ struct async_side {
     else receive();
   }
   void send() {
-    boost::asio::async_write(writer, boost::asio::buffer(buffer, message),
-                             [this](boost::system::error_code ec, std::size_t) {
-                               check(!ec, "async_write");
-                               if (s.pinger) receive();
-                               else next();
-                             });
-  }
-  void receive() {
-    boost::asio::async_read(reader, boost::asio::buffer(buffer, message),
-                            [this](boost::system::error_code ec, std::size_t) {
-                              check(!ec, "async_read");
-                              if (s.pinger) next();
-                              else send();
-                            });
-  }
-  void next() {
-    ++done;
-    if (s.pinger) s.lap(done);
-    start();
-  }
-};
-
-// The bare way: the descriptors' own async_read_some/async_write_some (a pipe moves 64
-// bytes whole), on io_context's own executor type.
-struct bare_side {
-  using descriptor = boost::asio::posix::basic_stream_descriptor<boost::asio::io_context::executor_type>;
-  const side& s;
-  descriptor& reader;
-  descriptor& writer;
-  char buffer[message] = "ping";
-  long done = 0;
-
-  void start() {
-    if (done == s.count) return;
-    if (s.pinger) send();
-    else receive();
-  }
-  void send() {
-    writer.async_write_some(boost::asio::buffer(buffer, message), [this](boost::system::error_code ec, std::size_t n) {
-      check(!ec && n == message, "async_write_some");
+    auto sent = [this](boost::system::error_code ec, std::size_t n) {
+      check(!ec && n == message, "async write");
       if (s.pinger) receive();
       else next();
-    });
+    };
+    if constexpr (Bare) writer.async_write_some(boost::asio::buffer(buffer, message), sent);
+    else boost::asio::async_write(writer, boost::asio::buffer(buffer, message), sent);
   }
   void receive() {
-    reader.async_read_some(boost::asio::buffer(buffer, message), [this](boost::system::error_code ec, std::size_t n) {
-      check(!ec && n == message, "async_read_some");
+    auto received = [this](boost::system::error_code ec, std::size_t n) {
+      check(!ec && n == message, "async read");
       if (s.pinger) next();
       else send();
-    });
+    };
+    if constexpr (Bare) reader.async_read_some(boost::asio::buffer(buffer, message), received);
+    else boost::asio::async_read(reader, boost::asio::buffer(buffer, message), received);
   }
   void next() {
     ++done;
@@ -197,6 +165,9 @@ struct bare_side {
     start();
   }
 };
+
+// The bare way's descriptors, on io_context's own executor type.
+using bare_descriptor = boost::asio::posix::basic_stream_descriptor<boost::asio::io_context::executor_type>;
 
 void run_way(const std::string& way, const side& s) {
   if (way == "raw_blocking" || way == "raw_blocking_unix") return raw_blocking(s);
@@ -232,8 +203,8 @@ void run_way(const std::string& way, const side& s) {
   }
   if (way == "asio_bare") {
     boost::asio::io_context io(1);
-    bare_side::descriptor reader(io.get_executor(), s.in), writer(io.get_executor(), s.out);
-    bare_side b{s, reader, writer};
+    bare_descriptor reader(io.get_executor(), s.in), writer(io.get_executor(), s.out);
+    async_side<bare_descriptor, bare_descriptor, true> b{s, reader, writer};
     b.start();
     io.run();
     check(b.done == s.count, "asio_bare ended early");
