@@ -37,7 +37,7 @@ class event_loop {
 
   /// Runs handlers until there is no work left or stop() is called.
   std::size_t run() {
-    detail::immediate_scope scope(scheduler_);
+    detail::immediate_scope scope(scheduler_, true);
     const std::size_t ran = context_.run();
     return ran + scope.drained();
   }

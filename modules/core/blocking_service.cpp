@@ -1,8 +1,14 @@
 #include <ipckit/detail/blocking_call.hpp>
 #include <ipckit/detail/polled_descriptor.hpp>
 
+#include "idle_loop_wait.hpp"
+
+#include <ipckit/detail/draining_handler.hpp>
+#include <ipckit/detail/immediate_completions.hpp>
+
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -187,6 +193,7 @@ struct blocking_service::impl {
   std::vector<std::shared_ptr<blocking_task>> cancelling;
   std::vector<std::thread> workers;
   std::thread interrupter;
+  idle_loop_waiter idle_loop;
   std::size_t idle = 0;
   bool use_channel = false;                     // the context had a reactor before us
   std::unique_ptr<completion_channel> channel;  // made at the first submit if so
@@ -290,7 +297,43 @@ blocking_service::blocking_service(boost::asio::execution_context& context)
 
 blocking_service::~blocking_service() { shutdown(); }
 
-void blocking_service::submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex) {
+void blocking_service::submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
+                              blocking_start start) {
+  if (start == blocking_start::idle_loop_first && may_block_idle(scheduler_of(context()))) {
+    // Started from a handler of the loop: the loop may be idle once that handler returns.
+    // Drained, as an immediate completion is: a call the completion starts is then tried
+    // right after it, without a turn of the reactor, which the watch covers.
+    post_completion(ex, draining([this, task = std::move(task), ex] { start_on_idle_loop(task, ex); }));
+    return;
+  }
+  submit_to_worker(std::move(task), ex);
+}
+
+void blocking_service::start_on_idle_loop(std::shared_ptr<blocking_task> task,
+                                          const boost::asio::any_io_executor& ex) {
+  auto& token = task->token();
+  if (!token.cancelled() && impl_->idle_loop.begin(context(), token)) {
+    // The interrupter may signal this thread too, for a cancel from another thread.
+    task->thread_.store(static_cast<unsigned long>(pthread_self()));
+    task->running_.store(true);
+    task->run();
+    task->running_.store(false);
+    const bool loop_has_work = impl_->idle_loop.end();
+    if (!loop_has_work || !task->aborted() || token.cancelled()) {
+      task->finished_.store(true);
+      task->dispatch_completion(std::move(task));
+      return;
+    }
+  } else if (token.cancelled()) {
+    task->finished_.store(true);
+    task->dispatch_completion(std::move(task));
+    return;
+  }
+  submit_to_worker(std::move(task), ex);
+}
+
+void blocking_service::submit_to_worker(std::shared_ptr<blocking_task> task,
+                                        const boost::asio::any_io_executor& ex) {
   std::unique_lock lock(impl_->mutex);
   if (impl_->stopping) return;
   if (impl_->use_channel && !impl_->channel && !impl_->channel_failed) {
@@ -329,6 +372,7 @@ void blocking_service::shutdown() {
     impl_->queue.clear();
     impl_->work_ready.notify_all();
   }
+  impl_->idle_loop.stop();
   for (auto& worker : impl_->workers) worker.join();
   // Calls the workers delivered but the loop has not taken are destroyed uncalled.
   if (impl_->channel) impl_->channel->close();

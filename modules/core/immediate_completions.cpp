@@ -22,6 +22,7 @@ using thread_call_stack = ad::call_stack<ad::thread_context, ad::thread_info_bas
 
 struct drain_state {
   void* allowed = nullptr;                      // innermost event_loop run's scheduler, or nullptr
+  bool may_block = false;                       // that run is event_loop::run (idle_loop_wait.hpp)
   void* scheduler = nullptr;                    // while a drain runs: its scheduler
   ad::scheduler_thread_info* thread = nullptr;  // while a drain runs: the run's thread_info
   std::size_t drained = 0;                      // handlers drains ran in the innermost scope
@@ -60,8 +61,8 @@ void* scheduler_of(boost::asio::execution_context& context) {
   return &boost::asio::use_service<ad::scheduler>(context);
 }
 
-immediate_scope::immediate_scope(void* scheduler) noexcept
-    : previous_(state.allowed), previous_drained_(state.drained) {
+immediate_scope::immediate_scope(void* scheduler, bool may_block) noexcept
+    : previous_(state.allowed), previous_may_block_(state.may_block), previous_drained_(state.drained) {
   // A run nested in a drained handler: what the drain would take goes where Asio would
   // have put it. On a one-thread scheduler that is the private queue, where it is; on
   // another it is the shared queue, where the nested run can take it (it went to the
@@ -71,11 +72,13 @@ immediate_scope::immediate_scope(void* scheduler) noexcept
       scheduler_at(state.scheduler).post_immediate_completion(op, false);
   }
   state.allowed = scheduler;
+  state.may_block = scheduler && may_block;
   state.drained = 0;
 }
 
 immediate_scope::~immediate_scope() {
   state.allowed = previous_;
+  state.may_block = previous_may_block_;
   state.drained = previous_drained_;
 }
 
@@ -128,6 +131,13 @@ void immediate_drain::run() {
     // thrown now, as the scheduler would throw it before running another handler.
     d.thread->rethrow_pending_exception();
   }
+}
+
+bool may_block_idle(void* scheduler) noexcept {
+  if (!scheduler || scheduler != state.allowed || !state.may_block) return false;
+  ad::thread_info_base* info = thread_call_stack::contains(&scheduler_at(scheduler));
+  if (!info || info != thread_call_stack::top()) return false;
+  return static_cast<ad::scheduler_thread_info*>(info)->private_op_queue.empty();
 }
 
 bool immediate_drain::active(const void* scheduler) noexcept {

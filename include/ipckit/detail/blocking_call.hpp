@@ -36,16 +36,29 @@ int interrupt_signal() noexcept;
 void install_interrupt_handler();
 
 /// What a blocking call sees of its cancellation. The call loops on EINTR and stops when
-/// cancelled() is true; the pool keeps interrupting it until it returns.
+/// cancelled() is true; the pool keeps interrupting it until it returns. A call made on
+/// an idle loop's thread (blocking_start::idle_loop_first) also stops so when the loop
+/// gets work, and is then made again on a worker.
 class interrupt_token {
  public:
-  bool cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
+  bool cancelled() const noexcept {
+    return cancelled_.load(std::memory_order_acquire) || yield_.load(std::memory_order_acquire);
+  }
 
  private:
   friend class blocking_service;
   friend class blocking_task;
+  friend class idle_loop_waiter;
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> yield_{false};  // the idle loop the call runs on has work
 };
+
+/// Where a blocking call starts. idle_loop_first: on the loop's own thread when the loop
+/// is idle under event_loop::run (the kernel then wakes the loop directly: one thread
+/// switch a wake-up instead of two), else, or once the loop gets work, on the worker pool
+/// (docs/performance-findings.md, finding 8). Only for a call that, stopped by
+/// cancelled(), fails with operation_aborted and has done nothing.
+enum class blocking_start { on_worker, idle_loop_first };
 
 /// One queued blocking call, type-erased.
 class blocking_task {
@@ -59,6 +72,8 @@ class blocking_task {
   /// loop taking finished calls), else queues it there.
   virtual void dispatch_completion(std::shared_ptr<blocking_task> self) = 0;
   interrupt_token& token() noexcept { return token_; }
+  /// After run(): the call stopped with operation_aborted.
+  virtual bool aborted() const noexcept = 0;
 
  private:
   friend class blocking_service;
@@ -82,13 +97,16 @@ class blocking_service : public boost::asio::execution_context::service {
   /// Queues `task` for a worker. `ex` (an executor of this service's context) is the
   /// loop whose reactor, if the context had one before this service, carries finished
   /// calls back through an eventfd; otherwise workers post them.
-  void submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
+  void submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
+              blocking_start start = blocking_start::on_worker);
   void cancel(const std::shared_ptr<blocking_task>& task);
   /// Threads started so far (for tests and diagnostics).
   std::size_t thread_count() const;
 
  private:
   void shutdown() override;
+  void submit_to_worker(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
+  void start_on_idle_loop(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
   struct impl;
   std::unique_ptr<impl> impl_;
 };
@@ -131,6 +149,7 @@ class blocking_task_impl : public blocking_task {
   Handler& handler() noexcept { return handler_; }
 
   void run() override {
+    ec_.clear();
     if constexpr (std::is_void_v<Result>) {
       fn_(token(), ec_);
     } else {
@@ -153,6 +172,8 @@ class blocking_task_impl : public blocking_task {
       std::move(handler)(ec_, result_ ? std::move(*result_) : Result{});
     }
   }
+
+  bool aborted() const noexcept override { return ec_ == boost::asio::error::operation_aborted; }
 
   void post_completion(std::shared_ptr<blocking_task> self) override {
     boost::asio::post(handler_work_.get_executor(), [self = std::move(self)] { self->complete(); });
@@ -179,8 +200,10 @@ class blocking_task_impl : public blocking_task {
 /// call is registered there, and pending->cancel_all() cancels it too.
 template <class Result, class Executor, class Fn, class CompletionToken>
 auto async_run_blocking(const Executor& ex, Fn fn, CompletionToken&& token,
-                        pending_calls* pending = nullptr) {
-  auto initiation = [](auto handler, const Executor& io_executor, Fn call, pending_calls* calls) {
+                        pending_calls* pending = nullptr,
+                        blocking_start start = blocking_start::on_worker) {
+  auto initiation = [](auto handler, const Executor& io_executor, Fn call, pending_calls* calls,
+                       blocking_start where) {
     using handler_type = std::decay_t<decltype(handler)>;
     using task_type = blocking_task_impl<Result, handler_type, Executor, Fn>;
     auto& context = boost::asio::query(io_executor, boost::asio::execution::context);
@@ -194,11 +217,11 @@ auto async_run_blocking(const Executor& ex, Fn fn, CompletionToken&& token,
       });
     }
     std::shared_ptr<blocking_task> queued = task;
-    service.submit(queued, boost::asio::any_io_executor(io_executor));
+    service.submit(queued, boost::asio::any_io_executor(io_executor), where);
     if (calls) calls->add(service, queued);
   };
   return boost::asio::async_initiate<CompletionToken, blocking_signature<Result>>(
-      initiation, token, ex, std::move(fn), pending);
+      initiation, token, ex, std::move(fn), pending, start);
 }
 
 }  // namespace ipckit::detail

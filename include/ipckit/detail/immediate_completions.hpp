@@ -40,7 +40,9 @@ inline constexpr int immediate_budget = 16;
 /// restore the outer one.
 class immediate_scope {
  public:
-  explicit immediate_scope(void* scheduler) noexcept;
+  /// `may_block`: the run is event_loop::run, in which an idle loop thread may make a
+  /// blocking call itself (may_block_idle).
+  explicit immediate_scope(void* scheduler, bool may_block = false) noexcept;
   ~immediate_scope();
   immediate_scope(const immediate_scope&) = delete;
   immediate_scope& operator=(const immediate_scope&) = delete;
@@ -50,8 +52,14 @@ class immediate_scope {
 
  private:
   void* previous_;
+  bool previous_may_block_;
   std::size_t previous_drained_;
 };
+
+/// Whether the calling thread, in a handler of `scheduler`'s loop, may block in a call
+/// while that loop is idle (idle_loop_wait.hpp): the innermost run on the thread is an
+/// event_loop::run of that loop, and the handler has queued nothing on the thread.
+bool may_block_idle(void* scheduler) noexcept;
 
 /// Around the upcall of a handler that drains: on the outermost one of a thread, when the
 /// innermost scheduler run on the thread is the allowing scope's and its private queue is

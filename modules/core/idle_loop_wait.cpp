@@ -1,0 +1,203 @@
+#include "idle_loop_wait.hpp"
+
+#include <ipckit/detail/immediate_completions.hpp>
+
+#include <boost/asio/detail/epoll_reactor.hpp>
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
+#include <boost/version.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <type_traits>
+#include <unistd.h>
+
+static_assert(BOOST_VERSION / 100 == 1081, "idle_loop_wait reads Asio 1.81's private members");
+static_assert(std::is_same_v<boost::asio::detail::reactor, boost::asio::detail::epoll_reactor>,
+              "idle_loop_wait watches an epoll reactor");
+
+namespace ipckit::detail {
+namespace {
+
+namespace ad = boost::asio::detail;
+
+// Names a private member: the rules of access do not apply to the template arguments of
+// an explicit instantiation, so one can define a friend that returns the pointer.
+template <class Tag, auto Pointer>
+struct expose {
+  friend auto member(Tag) { return Pointer; }
+};
+
+#define IPCKIT_EXPOSE(tag, pointer)  \
+  struct tag {                       \
+    friend auto member(tag);         \
+  };                                 \
+  template struct expose<tag, pointer>
+
+IPCKIT_EXPOSE(scheduler_mutex, &ad::scheduler::mutex_);
+IPCKIT_EXPOSE(scheduler_queue, &ad::scheduler::op_queue_);
+IPCKIT_EXPOSE(scheduler_task, &ad::scheduler::task_operation_);
+IPCKIT_EXPOSE(scheduler_task_interrupted, &ad::scheduler::task_interrupted_);
+IPCKIT_EXPOSE(scheduler_stopped, &ad::scheduler::stopped_);
+IPCKIT_EXPOSE(reactor_epoll_fd, &ad::epoll_reactor::epoll_fd_);
+#undef IPCKIT_EXPOSE
+
+using scheduler_lock = ad::conditionally_enabled_mutex::scoped_lock;
+
+template <class Tag, class Object>
+auto& field(Object& object) {
+  return object.*member(Tag{});
+}
+
+bool queued(ad::scheduler& s, const ad::scheduler_operation* op) {
+  for (auto* o = field<scheduler_queue>(s).front(); o; o = ad::op_queue_access::next(o))
+    if (o == op) return true;
+  return false;
+}
+
+// The scheduler's queue holds nothing but its reactor task, which so no thread runs.
+bool only_the_reactor_task(ad::scheduler& s) {
+  ad::scheduler_operation* front = field<scheduler_queue>(s).front();
+  return front == &field<scheduler_task>(s) && !ad::op_queue_access::next(front);
+}
+
+// How often the watcher interrupts the loop thread again until it has left its call: a
+// signal that lands between the call's cancelled() check and its system call is lost.
+constexpr std::chrono::microseconds resignal_period{200};
+
+}  // namespace
+
+bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_token& token) {
+  void* scheduler = scheduler_of(context);
+  if (!may_block_idle(scheduler)) return false;
+  // The watcher wakes this thread with interrupt_signal(): it must not be blocked here.
+  sigset_t mask;
+  if (pthread_sigmask(SIG_BLOCK, nullptr, &mask) != 0 || sigismember(&mask, interrupt_signal()) != 0)
+    return false;
+  bool rearm = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (armed_ || failed_ || stopping_) return false;
+    if (!watcher_.joinable() && !start_watcher(context)) return false;
+    rearm = fired_;
+  }
+  auto& s = *static_cast<ad::scheduler*>(scheduler);
+  {
+    scheduler_lock lock(field<scheduler_mutex>(s));
+    if (field<scheduler_stopped>(s) || !only_the_reactor_task(s)) return false;
+    // From here a post or stop() from another thread interrupts the reactor.
+    field<scheduler_task_interrupted>(s) = false;
+  }
+  scheduler_ = scheduler;
+  {
+    std::lock_guard lock(mutex_);
+    armed_ = true;
+    token_ = &token;
+    thread_ = pthread_self();
+    ++generation_;
+    fired_ = false;
+  }
+  // Armed, the watch fires for any readiness of the reactor, that present now included.
+  epoll_event interest{};
+  interest.events = EPOLLIN | EPOLLONESHOT;
+  interest.data.fd = reactor_fd_;
+  if (rearm && ::epoll_ctl(watch_fd_, EPOLL_CTL_MOD, reactor_fd_, &interest) != 0) {
+    end();
+    std::lock_guard lock(mutex_);
+    fired_ = true;
+    return false;
+  }
+  return true;
+}
+
+bool idle_loop_waiter::end() {
+  if (scheduler_) {
+    auto& s = *static_cast<ad::scheduler*>(scheduler_);
+    scheduler_lock lock(field<scheduler_mutex>(s));
+    // As the scheduler keeps it whenever its task waits in the queue. If another thread
+    // took the task meanwhile, the flag is that thread's.
+    if (queued(s, &field<scheduler_task>(s))) field<scheduler_task_interrupted>(s) = true;
+    scheduler_ = nullptr;
+  }
+  bool interrupted = false;
+  {
+    std::lock_guard lock(mutex_);
+    armed_ = false;
+    if (token_) interrupted = token_->yield_.exchange(false);
+    token_ = nullptr;
+  }
+  disarmed_.notify_one();
+  return interrupted;
+}
+
+bool idle_loop_waiter::start_watcher(boost::asio::execution_context& context) {
+  failed_ = true;
+  // The scheduler must have its reactor task (Asio adds it for the first socket or timer;
+  // here there may be none yet), for a post from another thread to interrupt.
+  auto& reactor = boost::asio::use_service<ad::epoll_reactor>(context);
+  reactor.init_task();
+  reactor_fd_ = field<reactor_epoll_fd>(reactor);
+  watch_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (watch_fd_ < 0 || stop_fd_ < 0 || reactor_fd_ < 0) return false;
+  epoll_event interest{};
+  interest.events = EPOLLIN | EPOLLONESHOT;
+  interest.data.fd = reactor_fd_;
+  epoll_event stop{};
+  stop.events = EPOLLIN;
+  stop.data.fd = stop_fd_;
+  if (::epoll_ctl(watch_fd_, EPOLL_CTL_ADD, reactor_fd_, &interest) != 0 ||
+      ::epoll_ctl(watch_fd_, EPOLL_CTL_ADD, stop_fd_, &stop) != 0)
+    return false;
+  // No signal meant for the process or for a loop thread may land on the watcher.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  try {
+    watcher_ = std::thread([this] { watch(); });
+  } catch (const std::system_error&) {
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  failed_ = !watcher_.joinable();
+  return !failed_;
+}
+
+void idle_loop_waiter::watch() {
+  for (;;) {
+    epoll_event event{};
+    const int n = ::epoll_wait(watch_fd_, &event, 1, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || event.data.fd == stop_fd_) return;
+    std::unique_lock lock(mutex_);
+    fired_ = true;
+    const unsigned long generation = generation_;
+    while (armed_ && generation_ == generation && !stopping_) {
+      token_->yield_.store(true, std::memory_order_release);
+      pthread_kill(thread_, interrupt_signal());
+      disarmed_.wait_for(lock, resignal_period);
+    }
+  }
+}
+
+void idle_loop_waiter::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  disarmed_.notify_one();
+  if (watcher_.joinable()) {
+    const std::uint64_t one = 1;
+    while (::write(stop_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+    watcher_.join();
+  }
+  if (watch_fd_ >= 0) ::close(watch_fd_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+  watch_fd_ = stop_fd_ = -1;
+}
+
+}  // namespace ipckit::detail
