@@ -299,9 +299,10 @@ blocking_service::~blocking_service() { shutdown(); }
 
 void blocking_service::submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
                               blocking_start start) {
-  if (start == blocking_start::idle_loop_first && may_block_idle(scheduler_of(context()))) {
-    // Started from a handler of the loop: the loop may be idle once that handler returns.
-    // Drained, as an immediate completion is: a call the completion starts is then tried
+  if (start == blocking_start::idle_loop_first) {
+    idle_loop_waiter::prepare(context());
+    // The loop may be idle once the handler that started the call returns (or, started
+    // from elsewhere, when the loop runs): it tries then. Drained, as an immediate completion is: a call the completion starts is then tried
     // right after it, without a turn of the reactor, which the watch covers.
     post_completion(ex, draining([this, task = std::move(task), ex] { start_on_idle_loop(task, ex); }));
     return;

@@ -71,6 +71,13 @@ constexpr std::chrono::microseconds resignal_period{200};
 
 }  // namespace
 
+void idle_loop_waiter::prepare(boost::asio::execution_context& context) {
+  // Asio adds the reactor task for the first socket or timer; here there may be none yet.
+  // Made before the call is queued, the reactor has its first turn before the call starts:
+  // a new reactor is ready at once (its interrupter is), which would end the first wait.
+  boost::asio::use_service<ad::epoll_reactor>(context).init_task();
+}
+
 bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_token& token) {
   void* scheduler = scheduler_of(context);
   if (!may_block_idle(scheduler)) return false;
@@ -136,11 +143,7 @@ bool idle_loop_waiter::end() {
 
 bool idle_loop_waiter::start_watcher(boost::asio::execution_context& context) {
   failed_ = true;
-  // The scheduler must have its reactor task (Asio adds it for the first socket or timer;
-  // here there may be none yet), for a post from another thread to interrupt.
-  auto& reactor = boost::asio::use_service<ad::epoll_reactor>(context);
-  reactor.init_task();
-  reactor_fd_ = field<reactor_epoll_fd>(reactor);
+  reactor_fd_ = field<reactor_epoll_fd>(boost::asio::use_service<ad::epoll_reactor>(context));
   watch_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (watch_fd_ < 0 || stop_fd_ < 0 || reactor_fd_ < 0) return false;

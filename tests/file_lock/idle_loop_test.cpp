@@ -1,0 +1,277 @@
+// async_lock on an idle loop waits on the loop's own thread (docs/file_lock.md), and
+// whatever the loop would have woken for still runs at once: the wait then moves to the
+// worker pool. The holder is util-linux flock(1); the loop runs under event_loop::run.
+#include <ipckit/file_lock.hpp>
+
+#include "test_support.hpp"
+
+#include <ipckit/event_loop.hpp>
+#include <ipckit/pipe.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using ipckit::error_code;
+using ipckit::file_lock;
+using ipckit::lock_mode;
+using ipckit::test::helper_path;
+using ipckit::test::peer_process;
+using clock_type = std::chrono::steady_clock;
+
+// Whether thread `tid` of this process is blocked in system call `number`.
+bool blocked_in(pid_t tid, long number) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long current = -1;
+  return in >> current && current == number;
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = clock_type::now() + timeout;
+  while (!done()) {
+    if (clock_type::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+class file_lock_idle_loop : public ipckit::test::temp_dir_test {
+ protected:
+  std::string lock_path(int n = 0) const { return (dir() / ("lock" + std::to_string(n))).string(); }
+
+  // flock(1) holding `path` until its command's stdin closes.
+  std::unique_ptr<peer_process> hold(const std::string& path) {
+    auto holder = std::make_unique<peer_process>(
+        std::vector<std::string>{"flock", path, helper_path(), "wait-stdin"});
+    EXPECT_EQ(holder->read_line(), "ready");
+    return holder;
+  }
+
+  std::size_t workers() {
+    return boost::asio::use_service<ipckit::detail::blocking_service>(loop.context()).thread_count();
+  }
+
+  // On another thread: once the loop thread blocks in flock, runs `then`. If the loop
+  // never gets there, lets every holder go after 10 s, so the test fails but ends.
+  void when_the_loop_waits_in_flock(std::function<void()> then) {
+    helper = std::thread([this, then = std::move(then)] {
+      if (!eventually([&] { return blocked_in(loop_tid, SYS_flock); })) {
+        ADD_FAILURE() << "the loop thread never waited in flock";
+        for (auto* holder : holders) holder->close_stdin();
+        return;
+      }
+      then();
+    });
+  }
+
+  void TearDown() override {
+    if (helper.joinable()) helper.join();
+  }
+
+  ipckit::event_loop loop;
+  pid_t loop_tid = ::gettid();
+  std::vector<peer_process*> holders;
+  std::thread helper;
+  bool done = false;
+  error_code result;
+};
+
+TEST_F(file_lock_idle_loop, waits_on_the_loop_thread_and_takes_the_lock_flock1_lets_go) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  when_the_loop_waits_in_flock([&] { holder->close_stdin(); });
+  loop.run();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_EQ(workers(), 0u) << "the wait went to the worker pool";
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+TEST_F(file_lock_idle_loop, a_timer_due_during_the_wait_runs_on_time_and_the_wait_moves_to_a_worker) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  boost::asio::steady_timer timer(loop.get_executor(), 100ms);
+  const auto start = clock_type::now();
+  clock_type::duration fired_after{};
+  std::size_t workers_when_fired = 0;
+  timer.async_wait([&](error_code) {
+    fired_after = clock_type::now() - start;
+    workers_when_fired = workers();
+    holder->close_stdin();
+  });
+  loop.run();
+  EXPECT_GE(fired_after, 100ms);
+  EXPECT_LT(fired_after, 1s) << "the timer waited for the lock";
+  EXPECT_EQ(workers_when_fired, 1u);
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+TEST_F(file_lock_idle_loop, a_post_from_another_thread_runs_during_the_wait) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  std::atomic<bool> posted_ran{false};
+  bool lock_done_when_posted_ran = true;
+  when_the_loop_waits_in_flock([&] {
+    boost::asio::post(loop.get_executor(), [&] {
+      lock_done_when_posted_ran = done;
+      posted_ran = true;
+      holder->close_stdin();
+    });
+  });
+  loop.run();
+  EXPECT_TRUE(posted_ran);
+  EXPECT_FALSE(lock_done_when_posted_ran) << "the post waited for the lock";
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+TEST_F(file_lock_idle_loop, stop_from_another_thread_ends_run_during_the_wait) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  when_the_loop_waits_in_flock([&] { loop.stop(); });
+  loop.run();
+  EXPECT_FALSE(done);
+  EXPECT_EQ(workers(), 1u);
+  // The wait goes on on the worker; it ends when flock(1) lets go.
+  holder->close_stdin();
+  loop.restart();
+  loop.run();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+TEST_F(file_lock_idle_loop, data_on_a_pipe_during_the_wait_is_read_at_once) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  auto [reader, writer] = ipckit::make_pipe(loop.get_executor());
+  char byte = 0;
+  bool lock_done_when_read = true;
+  reader.async_read_some(boost::asio::buffer(&byte, 1), [&](error_code ec, std::size_t) {
+    EXPECT_FALSE(ec);
+    lock_done_when_read = done;
+    holder->close_stdin();
+  });
+  when_the_loop_waits_in_flock([&] { ASSERT_EQ(::write(writer.native_handle(), "x", 1), 1); });
+  loop.run();
+  EXPECT_EQ(byte, 'x');
+  EXPECT_FALSE(lock_done_when_read) << "the read waited for the lock";
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+TEST_F(file_lock_idle_loop, a_cancel_posted_during_the_wait_aborts_it_and_the_lock_is_not_held) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  boost::asio::cancellation_signal cancel;
+  lock.async_lock(lock_mode::exclusive,
+                  boost::asio::bind_cancellation_slot(cancel.slot(), [&](error_code ec) { result = ec, done = true; }));
+  when_the_loop_waits_in_flock(
+      [&] { boost::asio::post(loop.get_executor(), [&] { cancel.emit(boost::asio::cancellation_type::terminal); }); });
+  loop.run();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(result, boost::asio::error::operation_aborted);
+  EXPECT_FALSE(lock.owns_lock());
+  holder->close_stdin();
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+TEST_F(file_lock_idle_loop, two_waits_on_one_loop_end_in_either_order) {
+  auto first_holder = hold(lock_path(0));
+  auto second_holder = hold(lock_path(1));
+  holders = {first_holder.get(), second_holder.get()};
+  file_lock first(loop, lock_path(0)), second(loop, lock_path(1));
+  bool first_done = false, second_done = false;
+  first.async_lock(lock_mode::exclusive, [&](error_code ec) {
+    EXPECT_FALSE(ec);
+    EXPECT_TRUE(second_done);
+    first_done = true;
+  });
+  second.async_lock(lock_mode::exclusive, [&](error_code ec) {
+    EXPECT_FALSE(ec);
+    second_done = true;
+    first_holder->close_stdin();
+  });
+  // One of the two waits on the loop thread, the other on a worker; the second lock goes
+  // first.
+  when_the_loop_waits_in_flock([&] { second_holder->close_stdin(); });
+  loop.run();
+  EXPECT_TRUE(first_done);
+  EXPECT_TRUE(second_done);
+  EXPECT_TRUE(first.owns_lock());
+  EXPECT_TRUE(second.owns_lock());
+  EXPECT_EQ(first_holder->wait(), 0);
+  EXPECT_EQ(second_holder->wait(), 0);
+}
+
+// The loop thread waits only under run(): run_for must return at its time, poll at once.
+TEST_F(file_lock_idle_loop, run_for_and_poll_never_wait_on_the_loop_thread) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  loop.poll();
+  const auto start = clock_type::now();
+  loop.run_for(50ms);
+  EXPECT_LT(clock_type::now() - start, 1s);
+  EXPECT_FALSE(done);
+  EXPECT_EQ(workers(), 1u);
+  holder->close_stdin();
+  loop.run();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+// The watcher interrupts the loop thread with the pool's interrupt signal: a loop thread
+// that blocks it waits on a worker instead.
+TEST_F(file_lock_idle_loop, a_loop_thread_that_blocks_the_interrupt_signal_waits_on_a_worker) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  sigset_t interrupt, previous;
+  sigemptyset(&interrupt);
+  sigaddset(&interrupt, ipckit::detail::interrupt_signal());
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &interrupt, &previous), 0);
+  file_lock lock(loop, lock_path());
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  helper = std::thread([&] {
+    if (!eventually([&] { return workers() == 1; })) ADD_FAILURE() << "no worker took the wait";
+    holder->close_stdin();
+  });
+  loop.run();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_EQ(holder->wait(), 0);
+}
+
+}  // namespace
