@@ -100,7 +100,7 @@ struct async_take_op {
     auto call = take;
     auto ex = executor;  // `self` owns *this; it is moved below
     auto* calls = pending;
-    async_run_blocking<bool>(ex, std::move(call), std::move(self), calls);
+    async_run_blocking<bool>(ex, std::move(call), std::move(self), calls, blocking_start::idle_loop_first);
   }
 
   template <class Self>
@@ -173,7 +173,7 @@ struct async_named_take_op {
     };
     auto ex = executor;  // `self` owns *this; it is moved below
     auto* calls = &state->pending;
-    async_run_blocking<bool>(ex, std::move(take), std::move(self), calls);
+    async_run_blocking<bool>(ex, std::move(take), std::move(self), calls, blocking_start::idle_loop_first);
   }
 };
 

@@ -7,6 +7,7 @@
 #include <ipckit/detail/immediate_completions.hpp>
 
 #include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -287,11 +288,14 @@ struct blocking_service::impl {
 blocking_service::blocking_service(boost::asio::execution_context& context)
     : boost::asio::execution_context::service(context), impl_(std::make_unique<impl>()) {
   install_interrupt_handler();
+  // An io_context's calls start on its loop when it is idle (idle_loop_wait.hpp), which
+  // needs the reactor: made here, before this service, it is also shut down and destroyed
+  // after it (Asio goes newest first), as the channel's descriptor needs.
+  if (boost::asio::has_service<boost::asio::detail::scheduler>(context)) idle_loop_waiter::prepare(context);
   // Only a loop that sleeps in epoll_wait needs the channel: one without a reactor sleeps
   // on Asio's condition variable, which a post signals after unlocking, and its one futex
-  // wake costs less than the eventfd's write, read and epoll_wait. A reactor made before
-  // this service is also shut down and destroyed after it (Asio goes newest first), as
-  // the channel's descriptor needs. A reactor made later leaves workers posting.
+  // wake costs less than the eventfd's write, read and epoll_wait. A reactor made later
+  // leaves workers posting.
   impl_->use_channel = boost::asio::has_service<boost::asio::detail::reactor>(context);
 }
 
@@ -300,10 +304,10 @@ blocking_service::~blocking_service() { shutdown(); }
 void blocking_service::submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
                               blocking_start start) {
   if (start == blocking_start::idle_loop_first) {
-    idle_loop_waiter::prepare(context());
     // The loop may be idle once the handler that started the call returns (or, started
-    // from elsewhere, when the loop runs): it tries then. Drained, as an immediate completion is: a call the completion starts is then tried
-    // right after it, without a turn of the reactor, which the watch covers.
+    // from elsewhere, when the loop runs): the call is tried on the loop then. Drained, as
+    // an immediate completion is: a call its completion starts is tried right after it,
+    // without a turn of the reactor, which the watch covers.
     post_completion(ex, draining([this, task = std::move(task), ex] { start_on_idle_loop(task, ex); }));
     return;
   }

@@ -73,7 +73,7 @@ constexpr std::chrono::microseconds resignal_period{200};
 
 void idle_loop_waiter::prepare(boost::asio::execution_context& context) {
   // Asio adds the reactor task for the first socket or timer; here there may be none yet.
-  // Made before the call is queued, the reactor has its first turn before the call starts:
+  // Made before a call is queued, the reactor has its first turn before the call starts:
   // a new reactor is ready at once (its interrupter is), which would end the first wait.
   boost::asio::use_service<ad::epoll_reactor>(context).init_task();
 }

@@ -35,8 +35,8 @@ class idle_loop_waiter {
   idle_loop_waiter(const idle_loop_waiter&) = delete;
   idle_loop_waiter& operator=(const idle_loop_waiter&) = delete;
 
-  /// Before a call is queued for begin(): the scheduler must have its reactor task, for
-  /// a post from another thread to interrupt.
+  /// Before any call is queued for begin(): gives the scheduler its reactor task, which
+  /// a post from another thread interrupts.
   static void prepare(boost::asio::execution_context& context);
   /// On a thread running `context`'s loop, in one of its handlers: true when the loop is
   /// idle and is now watched, so that the caller may block until `token` says

@@ -193,10 +193,11 @@ TEST_F(file_lock_idle_loop, a_cancel_posted_during_the_wait_aborts_it_and_the_lo
   holders = {holder.get()};
   file_lock lock(loop, lock_path());
   boost::asio::cancellation_signal cancel;
-  lock.async_lock(lock_mode::exclusive,
-                  boost::asio::bind_cancellation_slot(cancel.slot(), [&](error_code ec) { result = ec, done = true; }));
-  when_the_loop_waits_in_flock(
-      [&] { boost::asio::post(loop.get_executor(), [&] { cancel.emit(boost::asio::cancellation_type::terminal); }); });
+  auto record = [&](error_code ec) { result = ec, done = true; };
+  lock.async_lock(lock_mode::exclusive, boost::asio::bind_cancellation_slot(cancel.slot(), record));
+  when_the_loop_waits_in_flock([&] {
+    boost::asio::post(loop.get_executor(), [&] { cancel.emit(boost::asio::cancellation_type::terminal); });
+  });
   loop.run();
   EXPECT_TRUE(done);
   EXPECT_EQ(result, boost::asio::error::operation_aborted);
