@@ -88,14 +88,21 @@ bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_
   bool rearm = false;
   {
     std::lock_guard lock(mutex_);
-    if (armed_ || failed_ || stopping_) return false;
+    // One call at a time: another thread running the same loop may be in one.
+    if (taken_ || failed_ || stopping_) return false;
     if (!watcher_.joinable() && !start_watcher(context)) return false;
+    taken_ = true;
     rearm = fired_;
   }
   auto& s = *static_cast<ad::scheduler*>(scheduler);
   {
     scheduler_lock lock(field<scheduler_mutex>(s));
-    if (field<scheduler_stopped>(s) || !only_the_reactor_task(s)) return false;
+    if (field<scheduler_stopped>(s) || !only_the_reactor_task(s)) {
+      lock.unlock();
+      std::lock_guard own(mutex_);
+      taken_ = false;
+      return false;
+    }
     // From here a post or stop() from another thread interrupts the reactor.
     field<scheduler_task_interrupted>(s) = false;
   }
@@ -134,6 +141,7 @@ bool idle_loop_waiter::end() {
   {
     std::lock_guard lock(mutex_);
     armed_ = false;
+    taken_ = false;
     if (token_) interrupted = token_->yield_.exchange(false);
     token_ = nullptr;
   }

@@ -3,7 +3,7 @@
 // A call the kernel cannot make pollable (a flock wait) costs, on the worker pool, two
 // wake-ups a hand-off: the kernel wakes the worker, the worker wakes the loop. When the
 // loop is idle, its own thread can make the call instead, as a raw blocking program
-// would, and the kernel wakes it directly (docs/performance-findings.md, finding 8).
+// would, and the kernel wakes it directly (docs/performance-findings.md, finding 6).
 // Idle means: the thread runs the loop under event_loop::run, and Asio's scheduler has
 // nothing queued but its reactor task. Anything the loop would have woken for meanwhile
 // wakes a watcher thread instead, which interrupts the call with interrupt_signal():
@@ -57,7 +57,8 @@ class idle_loop_waiter {
   interrupt_token* token_ = nullptr;  // while armed
   pthread_t thread_{};               // while armed: the loop thread to interrupt
   unsigned long generation_ = 0;     // of the armed period
-  bool armed_ = false;
+  bool taken_ = false;  // a thread is between begin() and end()
+  bool armed_ = false;  // and past the scheduler's check: the watcher may interrupt it
   bool fired_ = false;  // the one-shot watch has fired since it was last armed
   bool failed_ = false;  // no watcher here: every call goes to the pool
   bool stopping_ = false;

@@ -234,6 +234,37 @@ TEST_F(file_lock_idle_loop, two_waits_on_one_loop_end_in_either_order) {
   EXPECT_EQ(second_holder->wait(), 0);
 }
 
+// With two threads running the loop, one may wait in flock while the other runs the
+// loop (or waits in the reactor); either way the lock is taken when flock(1) lets go.
+TEST_F(file_lock_idle_loop, two_threads_running_the_loop_take_the_lock) {
+  auto holder = hold(lock_path());
+  holders = {holder.get()};
+  file_lock lock(loop, lock_path());
+  std::atomic<bool> taken{false};
+  lock.async_lock(lock_mode::exclusive, [&](error_code ec) {
+    EXPECT_FALSE(ec);
+    taken = true;
+  });
+  std::atomic<pid_t> second_tid{0};
+  std::thread second([&] {
+    second_tid = ::gettid();
+    loop.run();
+  });
+  helper = std::thread([&] {
+    const bool waiting = eventually([&] {
+      return blocked_in(loop_tid, SYS_flock) || (second_tid && blocked_in(second_tid, SYS_flock)) ||
+             workers() == 1;
+    });
+    EXPECT_TRUE(waiting) << "nobody waited for the lock";
+    holder->close_stdin();
+  });
+  loop.run();
+  second.join();
+  EXPECT_TRUE(taken);
+  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_EQ(holder->wait(), 0);
+}
+
 // The loop thread waits only under run(): run_for must return at its time, poll at once.
 TEST_F(file_lock_idle_loop, run_for_and_poll_never_wait_on_the_loop_thread) {
   auto holder = hold(lock_path());

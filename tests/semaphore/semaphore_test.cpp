@@ -18,10 +18,12 @@
 #include <csignal>
 #include <cstdint>
 #include <fcntl.h>
+#include <fstream>
 #include <sys/eventfd.h>
 #include <thread>
 #include <sys/ipc.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace {
@@ -127,6 +129,40 @@ TEST_F(semaphore_test, sysv_killed_holder_gives_its_unit_back) {
   ASSERT_TRUE(run_until(loop.context(), [&] { return done; }));
   EXPECT_FALSE(result);
   EXPECT_EQ(set.value(), 0);  // now ours
+  set.post();
+  EXPECT_EQ(set.value(), 1);
+}
+
+// Under event_loop::run, an idle loop waits in semop itself (docs/semaphore.md): the
+// kernel's undo of the killed holder wakes the loop thread, and no worker starts.
+TEST_F(semaphore_test, sysv_async_wait_on_an_idle_loop_waits_on_the_loop_thread) {
+  auto& set = private_set(1);
+  peer_process holder({helper_path(), "sysv-hold", std::to_string(set.id())});
+  ASSERT_EQ(holder.read_line(), "holding");
+  bool done = false;
+  error_code result;
+  set.async_wait([&](error_code e) { result = e, done = true; });
+  const pid_t loop_tid = ::gettid();
+  std::thread killer([&] {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      std::ifstream in("/proc/self/task/" + std::to_string(loop_tid) + "/syscall");
+      long number = -1;
+      if (in >> number && number == SYS_semtimedop) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the loop thread never waited in semtimedop";
+        break;
+      }
+      std::this_thread::yield();
+    }
+    holder.kill(SIGKILL);
+  });
+  loop.run();
+  killer.join();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(result) << result.message();
+  EXPECT_EQ(boost::asio::use_service<ipckit::detail::blocking_service>(loop.context()).thread_count(), 0u);
+  EXPECT_EQ(holder.wait(), 128 + SIGKILL);
   set.post();
   EXPECT_EQ(set.value(), 1);
 }

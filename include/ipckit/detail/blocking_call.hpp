@@ -56,7 +56,7 @@ class interrupt_token {
 /// Where a blocking call starts. idle_loop_first: on the loop's own thread when the loop
 /// is idle under event_loop::run (the kernel then wakes the loop directly: one thread
 /// switch a wake-up instead of two), else, or once the loop gets work, on the worker pool
-/// (docs/performance-findings.md, finding 8). Only for a call that, stopped by
+/// (docs/performance-findings.md, finding 6). Only for a call that, stopped by
 /// cancelled(), fails with operation_aborted and has done nothing.
 enum class blocking_start { on_worker, idle_loop_first };
 
