@@ -24,6 +24,7 @@
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prepend.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -110,11 +111,14 @@ struct async_take_op {
   }
 };
 
-// A named semaphore's async_wait: at once if a unit is there; else on the loop's
-// io_uring if it can be used here (one thread switch per hand-off), else, or if the
-// ring gives up, on the worker pool (two). operation_aborted always means that no unit
-// was taken.
+// A named semaphore's async_wait: at once if a unit is there; else in sem_wait on the
+// loop's own thread if the loop is idle (as a raw blocking program waits); else, or once
+// the loop has work, on the loop's io_uring if it can be used here (one thread switch
+// per hand-off), else, or if the ring gives up, on the worker pool (two).
+// operation_aborted always means that no unit was taken.
 struct async_named_take_op {
+  struct on_idle_loop {};  // tags the outcome of the wait on the idle loop
+
   boost::asio::any_io_executor executor;
   std::shared_ptr<named_semaphore_state> state;  // null: closed
 
@@ -128,6 +132,24 @@ struct async_named_take_op {
       return;
     }
     self.reset_cancellation_state(boost::asio::enable_total_cancellation());
+    auto ex = executor;  // `self` owns *this; it is moved below
+    auto take = blocking_take();
+    auto* calls = &state->pending;
+    async_run_blocking<bool>(ex, std::move(take), boost::asio::prepend(std::move(self), on_idle_loop{}), calls,
+                             blocking_start::idle_loop_only);
+  }
+
+  // The idle loop's outcome: would_block when the loop was busy or got work.
+  template <class Self>
+  void operator()(Self& self, on_idle_loop, error_code ec, bool taken) {
+    if (ec != boost::asio::error::would_block) return (*this)(self, ec, taken);
+    if (self.cancelled() != boost::asio::cancellation_type::none)
+      return self.complete(boost::asio::error::operation_aborted);
+    wait_on_ring_or_pool(self);
+  }
+
+  template <class Self>
+  void wait_on_ring_or_pool(Self& self) {
     auto* known = state->ring.load(std::memory_order_acquire);
     if (!known) {
       // Looked up once: use_service takes the context's registry lock each time.
@@ -166,14 +188,16 @@ struct async_named_take_op {
     self.complete(ec);
   }
 
+  auto blocking_take() const {
+    return [state = state](const interrupt_token& t, error_code& ec) { return named_semaphore_take(*state, &t, ec); };
+  }
+
   template <class Self>
   void wait_on_pool(Self& self) {
-    auto take = [state = state](const interrupt_token& t, error_code& ec) {
-      return named_semaphore_take(*state, &t, ec);
-    };
     auto ex = executor;  // `self` owns *this; it is moved below
+    auto take = blocking_take();
     auto* calls = &state->pending;
-    async_run_blocking<bool>(ex, std::move(take), std::move(self), calls, blocking_start::idle_loop_first);
+    async_run_blocking<bool>(ex, std::move(take), std::move(self), calls);
   }
 };
 

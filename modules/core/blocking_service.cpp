@@ -303,38 +303,39 @@ blocking_service::~blocking_service() { shutdown(); }
 
 void blocking_service::submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
                               blocking_start start) {
-  if (start == blocking_start::idle_loop_first) {
+  if (start != blocking_start::on_worker) {
     // The loop may be idle once the handler that started the call returns (or, started
     // from elsewhere, when the loop runs): the call is tried on the loop then. Drained, as
     // an immediate completion is: a call its completion starts is tried right after it,
     // without a turn of the reactor, which the watch covers.
-    post_completion(ex, draining([this, task = std::move(task), ex] { start_on_idle_loop(task, ex); }));
+    post_completion(ex, draining([this, task = std::move(task), ex, start] {
+      start_on_idle_loop(task, ex, start);
+    }));
     return;
   }
   submit_to_worker(std::move(task), ex);
 }
 
 void blocking_service::start_on_idle_loop(std::shared_ptr<blocking_task> task,
-                                          const boost::asio::any_io_executor& ex) {
+                                          const boost::asio::any_io_executor& ex, blocking_start start) {
   auto& token = task->token();
-  if (!token.cancelled() && impl_->idle_loop.begin(context(), token)) {
+  auto finish = [&task] {
+    task->finished_.store(true);
+    task->dispatch_completion(std::move(task));
+  };
+  if (token.cancelled()) return finish();
+  if (impl_->idle_loop.begin(context(), token)) {
     // The interrupter may signal this thread too, for a cancel from another thread.
     task->thread_.store(static_cast<unsigned long>(pthread_self()));
     task->running_.store(true);
     task->run();
     task->running_.store(false);
     const bool loop_has_work = impl_->idle_loop.end();
-    if (!loop_has_work || !task->aborted() || token.cancelled()) {
-      task->finished_.store(true);
-      task->dispatch_completion(std::move(task));
-      return;
-    }
-  } else if (token.cancelled()) {
-    task->finished_.store(true);
-    task->dispatch_completion(std::move(task));
-    return;
+    if (!loop_has_work || !task->aborted() || token.cancelled()) return finish();
   }
-  submit_to_worker(std::move(task), ex);
+  if (start == blocking_start::idle_loop_first) return submit_to_worker(std::move(task), ex);
+  task->fail(boost::asio::error::would_block);
+  finish();
 }
 
 void blocking_service::submit_to_worker(std::shared_ptr<blocking_task> task,

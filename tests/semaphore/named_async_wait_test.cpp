@@ -17,9 +17,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fcntl.h>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <semaphore.h>
+#include <sys/syscall.h>
 #include <thread>
 
 namespace {
@@ -132,6 +134,40 @@ TEST_P(named_async_wait, is_woken_by_a_post_from_the_ipckit_command) {
   EXPECT_EQ(semaphore.value(), 0);
   EXPECT_EQ(waiters_counted(sem), 0u);
   expect_path_taken();
+}
+
+// Under event_loop::run, an idle loop waits in sem_wait itself (either path): the post
+// from the ipckit command wakes the loop thread, and no worker starts.
+TEST_P(named_async_wait, on_an_idle_loop_waits_in_sem_wait_on_the_loop_thread) {
+  const auto sem = name("idle");
+  named_semaphore semaphore(*loop);
+  semaphore.create(sem, 0);
+  std::optional<error_code> result;
+  semaphore.async_wait([&](error_code e) { result = e; });
+  const pid_t loop_tid = ::gettid();
+  int post_exit = -1;
+  std::thread poster([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      std::ifstream in("/proc/self/task/" + std::to_string(loop_tid) + "/syscall");
+      long number = -1;
+      if (in >> number && number == SYS_futex && waiters_counted(sem) == 1) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the loop thread never waited in sem_wait";
+        break;
+      }
+      std::this_thread::yield();
+    }
+    post_exit = run_process({cli_path(), "sem", "post", sem}).exit_code;
+  });
+  loop->run();
+  poster.join();
+  EXPECT_EQ(post_exit, 0);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_FALSE(*result) << result->message();
+  EXPECT_EQ(semaphore.value(), 0);
+  EXPECT_EQ(waiters_counted(sem), 0u);
+  EXPECT_EQ(pool_threads(), 0u) << "the wait went to the worker pool";
 }
 
 TEST_P(named_async_wait, is_woken_by_glibc_sem_post_from_python) {

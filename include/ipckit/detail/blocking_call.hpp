@@ -56,9 +56,12 @@ class interrupt_token {
 /// Where a blocking call starts. idle_loop_first: on the loop's own thread when the loop
 /// is idle under event_loop::run (the kernel then wakes the loop directly: one thread
 /// switch a wake-up instead of two), else, or once the loop gets work, on the worker pool
-/// (docs/performance-findings.md, finding 6). Only for a call that, stopped by
-/// cancelled(), fails with operation_aborted and has done nothing.
-enum class blocking_start { on_worker, idle_loop_first };
+/// (docs/performance-findings.md, finding 6). idle_loop_only: as idle_loop_first, but
+/// instead of going to the pool the call completes with would_block (and no result), for
+/// an operation that has a better way than the pool (a named semaphore's io_uring wait).
+/// The idle loop ways are only for a call that, stopped by cancelled(), fails with
+/// operation_aborted and has done nothing.
+enum class blocking_start { on_worker, idle_loop_first, idle_loop_only };
 
 /// One queued blocking call, type-erased.
 class blocking_task {
@@ -74,6 +77,8 @@ class blocking_task {
   interrupt_token& token() noexcept { return token_; }
   /// After run(): the call stopped with operation_aborted.
   virtual bool aborted() const noexcept = 0;
+  /// Instead of run(): the call is not made, and completes with `ec`.
+  virtual void fail(error_code ec) noexcept = 0;
 
  private:
   friend class blocking_service;
@@ -106,7 +111,8 @@ class blocking_service : public boost::asio::execution_context::service {
  private:
   void shutdown() override;
   void submit_to_worker(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
-  void start_on_idle_loop(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
+  void start_on_idle_loop(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
+                          blocking_start start);
   struct impl;
   std::unique_ptr<impl> impl_;
 };
@@ -174,6 +180,11 @@ class blocking_task_impl : public blocking_task {
   }
 
   bool aborted() const noexcept override { return ec_ == boost::asio::error::operation_aborted; }
+
+  void fail(error_code ec) noexcept override {
+    ec_ = ec;
+    if constexpr (!std::is_void_v<Result>) result_.reset();
+  }
 
   void post_completion(std::shared_ptr<blocking_task> self) override {
     boost::asio::post(handler_work_.get_executor(), [self = std::move(self)] { self->complete(); });
