@@ -35,7 +35,10 @@ class event_loop {
   executor_type get_executor() noexcept { return context_.get_executor(); }
   boost::asio::io_context& context() noexcept { return context_; }
 
-  /// Runs handlers until there is no work left or stop() is called.
+  /// Runs handlers until there is no work left or stop() is called. While it has nothing
+  /// else to do, a file lock's or semaphore's async wait blocks this thread itself (the
+  /// kernel then wakes it directly); anything the loop has to do interrupts that wait,
+  /// which goes on elsewhere (docs/core.md).
   std::size_t run() {
     detail::immediate_scope scope(scheduler_, true);
     const std::size_t ran = context_.run();

@@ -189,9 +189,10 @@ class file_lock {
   bool owns_lock() const noexcept { return state_ && state_->locked; }
   lock_mode mode() const noexcept { return state_ ? state_->mode : lock_mode::exclusive; }
 
-  /// Waits for the lock on the worker pool; the loop keeps running. Completes with
-  /// void(error_code). Cancellation (any type) ends the wait with operation_aborted,
-  /// and then the lock is not held.
+  /// Waits for the lock without holding up the loop's work: on the loop's own thread
+  /// while the loop is idle under event_loop::run, on the worker pool once it is not
+  /// (docs/file_lock.md). Completes with void(error_code). Cancellation (any type) ends
+  /// the wait with operation_aborted, and then the lock is not held.
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_lock(lock_mode mode,
                   CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) {

@@ -6,9 +6,10 @@
 //                    units back (and takes back what it posted);
 //   event_semaphore  an eventfd shared by related processes; a dead holder's unit leaks,
 //                    but waiting on it is pollable, so it runs on the loop itself.
-// sem_wait and semop cannot be polled: their async waits run on the worker pool and are
-// cancelled by interrupting the blocked call. A named semaphore's async wait runs on the
-// loop itself where io_uring's FUTEX_WAIT can be used (Linux 6.7, glibc; see
+// sem_wait and semop cannot be polled: their async waits block the idle loop's own thread
+// under event_loop::run, else run on the worker pool, and are cancelled by interrupting
+// the blocked call. A named semaphore's async wait that the idle loop cannot make runs on
+// the loop itself where io_uring's FUTEX_WAIT can be used (Linux 6.7, glibc; see
 // detail/semaphore_ring.hpp), and on the pool where it cannot.
 #pragma once
 
@@ -79,7 +80,7 @@ bool sysv_semaphore_take(int id, const interrupt_token* token, error_code& ec);
 void sysv_semaphore_give(int id, error_code& ec);
 
 // Takes a unit: at once if there is one (no trip through the worker pool, which costs
-// two thread switches), else on the worker pool. A unit taken just as the wait is
+// two thread switches), else on the idle loop's thread or the worker pool. A unit taken just as the wait is
 // cancelled is given back, so operation_aborted always means no unit was taken.
 template <class Take, class TryTake, class GiveBack>
 struct async_take_op {
@@ -210,10 +211,12 @@ struct async_named_take_op {
 /// Destroying the object while an async_wait is pending is allowed: the wait keeps the
 /// semaphore mapped until it completes.
 ///
-/// async_wait waits on the loop itself, through io_uring (IORING_OP_FUTEX_WAIT on the
-/// sem_t, taking part in glibc's waiter protocol), where that works: Linux 6.7 or later,
-/// io_uring allowed, glibc's 64-bit sem_t, and IPCKIT_NO_IO_URING not set. Elsewhere it
-/// waits on the worker pool. Both behave the same; the ring is faster (docs/semaphore.md).
+/// async_wait blocks in sem_wait on the loop's own thread while the loop is idle under
+/// event_loop::run (docs/core.md). Otherwise it waits on the loop itself, through io_uring
+/// (IORING_OP_FUTEX_WAIT on the sem_t, taking part in glibc's waiter protocol), where that
+/// works: Linux 6.7 or later, io_uring allowed, glibc's 64-bit sem_t, and
+/// IPCKIT_NO_IO_URING not set. Elsewhere it waits on the worker pool. All behave the same;
+/// the idle loop is fastest, the pool slowest (docs/semaphore.md).
 class named_semaphore {
  public:
   using executor_type = boost::asio::any_io_executor;
