@@ -17,6 +17,7 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <optional>
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
@@ -27,25 +28,11 @@ using namespace std::chrono_literals;
 using ipckit::error_code;
 using ipckit::file_lock;
 using ipckit::lock_mode;
+using ipckit::test::blocked_in_syscall;
+using ipckit::test::eventually;
 using ipckit::test::helper_path;
 using ipckit::test::peer_process;
 using clock_type = std::chrono::steady_clock;
-
-// Whether thread `tid` of this process is blocked in system call `number`.
-bool blocked_in(pid_t tid, long number) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
-  long current = -1;
-  return in >> current && current == number;
-}
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = clock_type::now() + timeout;
-  while (!done()) {
-    if (clock_type::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 class file_lock_idle_loop : public ipckit::test::temp_dir_test {
  protected:
@@ -67,13 +54,30 @@ class file_lock_idle_loop : public ipckit::test::temp_dir_test {
   // never gets there, lets every holder go after 10 s, so the test fails but ends.
   void when_the_loop_waits_in_flock(std::function<void()> then) {
     helper = std::thread([this, then = std::move(then)] {
-      if (!eventually([&] { return blocked_in(loop_tid, SYS_flock); })) {
+      if (!eventually([&] { return blocked_in_syscall(loop_tid, SYS_flock); })) {
         ADD_FAILURE() << "the loop thread never waited in flock";
         for (auto* holder : holders) holder->close_stdin();
         return;
       }
       then();
     });
+  }
+
+  // flock(1) holds lock_path(), and `lock` waits for it with async_lock.
+  void start_waiting(boost::asio::cancellation_slot slot = {}) {
+    holder = hold(lock_path());
+    holders = {holder.get()};
+    lock.emplace(loop, lock_path());
+    auto record = [this](error_code ec) { result = ec, done = true; };
+    lock->async_lock(lock_mode::exclusive, boost::asio::bind_cancellation_slot(slot, record));
+  }
+
+  // The wait ended with the lock taken, once flock(1) let go.
+  void expect_taken() {
+    EXPECT_TRUE(done);
+    EXPECT_FALSE(result) << result.message();
+    EXPECT_TRUE(lock->owns_lock());
+    EXPECT_EQ(holder->wait(), 0);
   }
 
   void TearDown() override {
@@ -83,30 +87,23 @@ class file_lock_idle_loop : public ipckit::test::temp_dir_test {
   ipckit::event_loop loop;
   pid_t loop_tid = ::gettid();
   std::vector<peer_process*> holders;
+  std::unique_ptr<peer_process> holder;
+  std::optional<file_lock> lock;
   std::thread helper;
   bool done = false;
   error_code result;
 };
 
 TEST_F(file_lock_idle_loop, waits_on_the_loop_thread_and_takes_the_lock_flock1_lets_go) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  start_waiting();
   when_the_loop_waits_in_flock([&] { holder->close_stdin(); });
   loop.run();
-  EXPECT_TRUE(done);
-  EXPECT_FALSE(result) << result.message();
-  EXPECT_TRUE(lock.owns_lock());
+  expect_taken();
   EXPECT_EQ(workers(), 0u) << "the wait went to the worker pool";
-  EXPECT_EQ(holder->wait(), 0);
 }
 
 TEST_F(file_lock_idle_loop, a_timer_due_during_the_wait_runs_on_time_and_the_wait_moves_to_a_worker) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  start_waiting();
   boost::asio::steady_timer timer(loop.get_executor(), 100ms);
   const auto start = clock_type::now();
   clock_type::duration fired_after{};
@@ -120,17 +117,11 @@ TEST_F(file_lock_idle_loop, a_timer_due_during_the_wait_runs_on_time_and_the_wai
   EXPECT_GE(fired_after, 100ms);
   EXPECT_LT(fired_after, 1s) << "the timer waited for the lock";
   EXPECT_EQ(workers_when_fired, 1u);
-  EXPECT_TRUE(done);
-  EXPECT_FALSE(result) << result.message();
-  EXPECT_TRUE(lock.owns_lock());
-  EXPECT_EQ(holder->wait(), 0);
+  expect_taken();
 }
 
 TEST_F(file_lock_idle_loop, a_post_from_another_thread_runs_during_the_wait) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  start_waiting();
   std::atomic<bool> posted_ran{false};
   bool lock_done_when_posted_ran = true;
   when_the_loop_waits_in_flock([&] {
@@ -143,16 +134,11 @@ TEST_F(file_lock_idle_loop, a_post_from_another_thread_runs_during_the_wait) {
   loop.run();
   EXPECT_TRUE(posted_ran);
   EXPECT_FALSE(lock_done_when_posted_ran) << "the post waited for the lock";
-  EXPECT_TRUE(done);
-  EXPECT_FALSE(result) << result.message();
-  EXPECT_EQ(holder->wait(), 0);
+  expect_taken();
 }
 
 TEST_F(file_lock_idle_loop, stop_from_another_thread_ends_run_during_the_wait) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  start_waiting();
   when_the_loop_waits_in_flock([&] { loop.stop(); });
   loop.run();
   EXPECT_FALSE(done);
@@ -161,16 +147,11 @@ TEST_F(file_lock_idle_loop, stop_from_another_thread_ends_run_during_the_wait) {
   holder->close_stdin();
   loop.restart();
   loop.run();
-  EXPECT_TRUE(done);
-  EXPECT_FALSE(result) << result.message();
-  EXPECT_EQ(holder->wait(), 0);
+  expect_taken();
 }
 
 TEST_F(file_lock_idle_loop, data_on_a_pipe_during_the_wait_is_read_at_once) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  start_waiting();
   auto [reader, writer] = ipckit::make_pipe(loop.get_executor());
   char byte = 0;
   bool lock_done_when_read = true;
@@ -183,25 +164,19 @@ TEST_F(file_lock_idle_loop, data_on_a_pipe_during_the_wait_is_read_at_once) {
   loop.run();
   EXPECT_EQ(byte, 'x');
   EXPECT_FALSE(lock_done_when_read) << "the read waited for the lock";
-  EXPECT_TRUE(done);
-  EXPECT_FALSE(result) << result.message();
-  EXPECT_EQ(holder->wait(), 0);
+  expect_taken();
 }
 
 TEST_F(file_lock_idle_loop, a_cancel_posted_during_the_wait_aborts_it_and_the_lock_is_not_held) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
   boost::asio::cancellation_signal cancel;
-  auto record = [&](error_code ec) { result = ec, done = true; };
-  lock.async_lock(lock_mode::exclusive, boost::asio::bind_cancellation_slot(cancel.slot(), record));
+  start_waiting(cancel.slot());
   when_the_loop_waits_in_flock([&] {
     boost::asio::post(loop.get_executor(), [&] { cancel.emit(boost::asio::cancellation_type::terminal); });
   });
   loop.run();
   EXPECT_TRUE(done);
   EXPECT_EQ(result, boost::asio::error::operation_aborted);
-  EXPECT_FALSE(lock.owns_lock());
+  EXPECT_FALSE(lock->owns_lock());
   holder->close_stdin();
   EXPECT_EQ(holder->wait(), 0);
 }
@@ -237,14 +212,7 @@ TEST_F(file_lock_idle_loop, two_waits_on_one_loop_end_in_either_order) {
 // With two threads running the loop, one may wait in flock while the other runs the
 // loop (or waits in the reactor); either way the lock is taken when flock(1) lets go.
 TEST_F(file_lock_idle_loop, two_threads_running_the_loop_take_the_lock) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
-  std::atomic<bool> taken{false};
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) {
-    EXPECT_FALSE(ec);
-    taken = true;
-  });
+  start_waiting();
   std::atomic<pid_t> second_tid{0};
   std::thread second([&] {
     second_tid = ::gettid();
@@ -252,7 +220,8 @@ TEST_F(file_lock_idle_loop, two_threads_running_the_loop_take_the_lock) {
   });
   helper = std::thread([&] {
     const bool waiting = eventually([&] {
-      return blocked_in(loop_tid, SYS_flock) || (second_tid && blocked_in(second_tid, SYS_flock)) ||
+      const pid_t other = second_tid;
+      return blocked_in_syscall(loop_tid, SYS_flock) || (other && blocked_in_syscall(other, SYS_flock)) ||
              workers() == 1;
     });
     EXPECT_TRUE(waiting) << "nobody waited for the lock";
@@ -260,17 +229,12 @@ TEST_F(file_lock_idle_loop, two_threads_running_the_loop_take_the_lock) {
   });
   loop.run();
   second.join();
-  EXPECT_TRUE(taken);
-  EXPECT_TRUE(lock.owns_lock());
-  EXPECT_EQ(holder->wait(), 0);
+  expect_taken();
 }
 
 // The loop thread waits only under run(): run_for must return at its time, poll at once.
 TEST_F(file_lock_idle_loop, run_for_and_poll_never_wait_on_the_loop_thread) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
-  file_lock lock(loop, lock_path());
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  start_waiting();
   loop.poll();
   const auto start = clock_type::now();
   loop.run_for(50ms);
@@ -279,31 +243,24 @@ TEST_F(file_lock_idle_loop, run_for_and_poll_never_wait_on_the_loop_thread) {
   EXPECT_EQ(workers(), 1u);
   holder->close_stdin();
   loop.run();
-  EXPECT_TRUE(done);
-  EXPECT_FALSE(result) << result.message();
-  EXPECT_EQ(holder->wait(), 0);
+  expect_taken();
 }
 
 // The watcher interrupts the loop thread with the pool's interrupt signal: a loop thread
 // that blocks it waits on a worker instead.
 TEST_F(file_lock_idle_loop, a_loop_thread_that_blocks_the_interrupt_signal_waits_on_a_worker) {
-  auto holder = hold(lock_path());
-  holders = {holder.get()};
   sigset_t interrupt, previous;
   sigemptyset(&interrupt);
   sigaddset(&interrupt, ipckit::detail::interrupt_signal());
   ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &interrupt, &previous), 0);
-  file_lock lock(loop, lock_path());
-  lock.async_lock(lock_mode::exclusive, [&](error_code ec) { result = ec, done = true; });
+  start_waiting();
   helper = std::thread([&] {
     if (!eventually([&] { return workers() == 1; })) ADD_FAILURE() << "no worker took the wait";
     holder->close_stdin();
   });
   loop.run();
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  EXPECT_TRUE(done);
-  EXPECT_FALSE(result) << result.message();
-  EXPECT_EQ(holder->wait(), 0);
+  expect_taken();
 }
 
 }  // namespace

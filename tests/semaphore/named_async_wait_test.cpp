@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fcntl.h>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <semaphore.h>
@@ -147,17 +146,9 @@ TEST_P(named_async_wait, on_an_idle_loop_waits_in_sem_wait_on_the_loop_thread) {
   const pid_t loop_tid = ::gettid();
   int post_exit = -1;
   std::thread poster([&] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (;;) {
-      std::ifstream in("/proc/self/task/" + std::to_string(loop_tid) + "/syscall");
-      long number = -1;
-      if (in >> number && number == SYS_futex && waiters_counted(sem) == 1) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "the loop thread never waited in sem_wait";
-        break;
-      }
-      std::this_thread::yield();
-    }
+    const bool waiting = ipckit::test::eventually(
+        [&] { return ipckit::test::blocked_in_syscall(loop_tid, SYS_futex) && waiters_counted(sem) == 1; });
+    EXPECT_TRUE(waiting) << "the loop thread never waited in sem_wait";
     post_exit = run_process({cli_path(), "sem", "post", sem}).exit_code;
   });
   loop->run();

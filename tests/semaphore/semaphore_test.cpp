@@ -18,7 +18,6 @@
 #include <csignal>
 #include <cstdint>
 #include <fcntl.h>
-#include <fstream>
 #include <sys/eventfd.h>
 #include <thread>
 #include <sys/ipc.h>
@@ -144,17 +143,9 @@ TEST_F(semaphore_test, sysv_async_wait_on_an_idle_loop_waits_on_the_loop_thread)
   set.async_wait([&](error_code e) { result = e, done = true; });
   const pid_t loop_tid = ::gettid();
   std::thread killer([&] {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (;;) {
-      std::ifstream in("/proc/self/task/" + std::to_string(loop_tid) + "/syscall");
-      long number = -1;
-      if (in >> number && number == SYS_semtimedop) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "the loop thread never waited in semtimedop";
-        break;
-      }
-      std::this_thread::yield();
-    }
+    const bool waiting =
+        ipckit::test::eventually([&] { return ipckit::test::blocked_in_syscall(loop_tid, SYS_semtimedop); });
+    EXPECT_TRUE(waiting) << "the loop thread never waited in semtimedop";
     holder.kill(SIGKILL);
   });
   loop.run();

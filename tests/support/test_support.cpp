@@ -7,7 +7,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <system_error>
+#include <thread>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -122,6 +124,21 @@ bool run_until(event_loop& loop, const std::function<bool()>& done, std::chrono:
     loop.run_for(std::chrono::milliseconds(5));
   }
   return done();
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = clock::now() + timeout;
+  while (!done()) {
+    if (clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+bool blocked_in_syscall(pid_t tid, long number) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long current = -1;
+  return in >> current && current == number;
 }
 
 std::size_t open_fd_count() {

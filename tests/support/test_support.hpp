@@ -49,6 +49,14 @@ bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
 /// immediate completions of queues and eventfds back to back (docs/performance.md).
 bool run_until(event_loop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s);
 
+/// Spins (yielding) until `done()` is true or `timeout` passes; returns done(). For a
+/// thread beside a running loop, watching for something the loop does not report.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s);
+
+/// Whether thread `tid` of this process is blocked in system call `number` (SYS_…), as
+/// /proc/self/task/TID/syscall says: how a test sees the loop thread waiting in a call.
+bool blocked_in_syscall(pid_t tid, long number);
+
 /// Open descriptors of this process (to check that nothing leaks).
 std::size_t open_fd_count();
 
