@@ -72,17 +72,21 @@ class file_lock_idle_loop : public ipckit::test::temp_dir_test {
     lock->async_lock(lock_mode::exclusive, boost::asio::bind_cancellation_slot(slot, record));
   }
 
+  // The thread that acted during the wait is done with the holders.
+  void join_helper() {
+    if (helper.joinable()) helper.join();
+  }
+
   // The wait ended with the lock taken, once flock(1) let go.
   void expect_taken() {
+    join_helper();
     EXPECT_TRUE(done);
     EXPECT_FALSE(result) << result.message();
     EXPECT_TRUE(lock->owns_lock());
     EXPECT_EQ(holder->wait(), 0);
   }
 
-  void TearDown() override {
-    if (helper.joinable()) helper.join();
-  }
+  void TearDown() override { join_helper(); }
 
   ipckit::event_loop loop;
   pid_t loop_tid = ::gettid();
@@ -144,6 +148,7 @@ TEST_F(file_lock_idle_loop, stop_from_another_thread_ends_run_during_the_wait) {
   EXPECT_FALSE(done);
   EXPECT_EQ(workers(), 1u);
   // The wait goes on on the worker; it ends when flock(1) lets go.
+  join_helper();
   holder->close_stdin();
   loop.restart();
   loop.run();
@@ -177,6 +182,7 @@ TEST_F(file_lock_idle_loop, a_cancel_posted_during_the_wait_aborts_it_and_the_lo
   EXPECT_TRUE(done);
   EXPECT_EQ(result, boost::asio::error::operation_aborted);
   EXPECT_FALSE(lock->owns_lock());
+  join_helper();
   holder->close_stdin();
   EXPECT_EQ(holder->wait(), 0);
 }
@@ -201,6 +207,7 @@ TEST_F(file_lock_idle_loop, two_waits_on_one_loop_end_in_either_order) {
   // first.
   when_the_loop_waits_in_flock([&] { second_holder->close_stdin(); });
   loop.run();
+  join_helper();
   EXPECT_TRUE(first_done);
   EXPECT_TRUE(second_done);
   EXPECT_TRUE(first.owns_lock());
