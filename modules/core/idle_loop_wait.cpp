@@ -81,10 +81,6 @@ void idle_loop_waiter::prepare(boost::asio::execution_context& context) {
 bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_token& token) {
   void* scheduler = scheduler_of(context);
   if (!may_block_idle(scheduler)) return false;
-  // The watcher wakes this thread with interrupt_signal(): it must not be blocked here.
-  sigset_t mask;
-  if (pthread_sigmask(SIG_BLOCK, nullptr, &mask) != 0 || sigismember(&mask, interrupt_signal()) != 0)
-    return false;
   bool rearm = false;
   {
     std::lock_guard lock(mutex_);
@@ -107,6 +103,12 @@ bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_
     field<scheduler_task_interrupted>(s) = false;
   }
   scheduler_ = scheduler;
+  // The watcher wakes this thread with interrupt_signal(), which a thread that has made a
+  // blocking signal wait keeps blocked (docs/signal.md): unblocked for the call.
+  sigset_t interrupt, previous;
+  sigemptyset(&interrupt);
+  sigaddset(&interrupt, interrupt_signal());
+  reblock_ = pthread_sigmask(SIG_UNBLOCK, &interrupt, &previous) == 0 && sigismember(&previous, interrupt_signal());
   {
     std::lock_guard lock(mutex_);
     armed_ = true;
@@ -129,6 +131,15 @@ bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_
 }
 
 bool idle_loop_waiter::end() {
+  if (reblock_) {
+    // A signal of the watcher's still pending stays so: a blocking signal wait's read of
+    // it is a spurious wake, which that wait allows for.
+    sigset_t interrupt;
+    sigemptyset(&interrupt);
+    sigaddset(&interrupt, interrupt_signal());
+    pthread_sigmask(SIG_BLOCK, &interrupt, nullptr);
+    reblock_ = false;
+  }
   if (scheduler_) {
     auto& s = *static_cast<ad::scheduler*>(scheduler_);
     scheduler_lock lock(field<scheduler_mutex>(s));

@@ -61,6 +61,7 @@ class idle_loop_waiter {
   bool armed_ = false;  // and past the scheduler's check: the watcher may interrupt it
   bool fired_ = false;  // the one-shot watch has fired since it was last armed
   bool failed_ = false;  // no watcher here: every call goes to the pool
+  bool reblock_ = false;  // the thread between begin() and end() had the signal blocked
   bool stopping_ = false;
   int watch_fd_ = -1;    // the watcher's epoll set
   int stop_fd_ = -1;     // an eventfd that ends the watcher

@@ -253,20 +253,27 @@ TEST_F(file_lock_idle_loop, run_for_and_poll_never_wait_on_the_loop_thread) {
   expect_taken();
 }
 
-// The watcher interrupts the loop thread with the pool's interrupt signal: a loop thread
-// that blocks it waits on a worker instead.
-TEST_F(file_lock_idle_loop, a_loop_thread_that_blocks_the_interrupt_signal_waits_on_a_worker) {
+// The watcher interrupts the loop thread with the pool's interrupt signal, which the
+// signal module keeps blocked on a thread that has made a blocking signal wait: it is
+// unblocked for the wait only.
+TEST_F(file_lock_idle_loop, a_loop_thread_that_blocks_the_interrupt_signal_waits_and_is_interrupted) {
   sigset_t interrupt, previous;
   sigemptyset(&interrupt);
   sigaddset(&interrupt, ipckit::detail::interrupt_signal());
   ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &interrupt, &previous), 0);
   start_waiting();
-  helper = std::thread([&] {
-    if (!eventually([&] { return workers() == 1; })) ADD_FAILURE() << "no worker took the wait";
-    holder->close_stdin();
+  bool lock_done_when_posted_ran = true;
+  when_the_loop_waits_in_flock([&] {
+    boost::asio::post(loop.get_executor(), [&] {
+      lock_done_when_posted_ran = done;
+      holder->close_stdin();
+    });
   });
   loop.run();
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  sigset_t after;
+  pthread_sigmask(SIG_SETMASK, &previous, &after);
+  EXPECT_TRUE(sigismember(&after, ipckit::detail::interrupt_signal())) << "left unblocked";
+  EXPECT_FALSE(lock_done_when_posted_ran) << "the post waited for the lock";
   expect_taken();
 }
 
