@@ -81,14 +81,12 @@ void idle_loop_waiter::prepare(boost::asio::execution_context& context) {
 bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_token& token) {
   void* scheduler = scheduler_of(context);
   if (!may_block_idle(scheduler)) return false;
-  bool rearm = false;
   {
     std::lock_guard lock(mutex_);
     // One call at a time: another thread running the same loop may be in one.
     if (taken_ || failed_ || stopping_) return false;
     if (!watcher_.joinable() && !start_watcher(context)) return false;
     taken_ = true;
-    rearm = fired_;
   }
   auto& s = *static_cast<ad::scheduler*>(scheduler);
   {
@@ -108,9 +106,14 @@ bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_
   sigset_t interrupt, previous;
   sigemptyset(&interrupt);
   sigaddset(&interrupt, interrupt_signal());
-  reblock_ = pthread_sigmask(SIG_UNBLOCK, &interrupt, &previous) == 0 && sigismember(&previous, interrupt_signal());
+  reblock_ = pthread_sigmask(SIG_UNBLOCK, &interrupt, &previous) == 0 &&
+             sigismember(&previous, interrupt_signal()) == 1;
+  bool rearm = false;
   {
     std::lock_guard lock(mutex_);
+    // Read with the arming: a watch that fires before it is seen here, one after it
+    // finds the call armed.
+    rearm = fired_;
     armed_ = true;
     token_ = &token;
     thread_ = pthread_self();
