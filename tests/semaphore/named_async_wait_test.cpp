@@ -12,6 +12,7 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -159,6 +160,31 @@ TEST_P(named_async_wait, on_an_idle_loop_waits_in_sem_wait_on_the_loop_thread) {
   EXPECT_EQ(semaphore.value(), 0);
   EXPECT_EQ(waiters_counted(sem), 0u);
   EXPECT_EQ(pool_threads(), 0u) << "the wait went to the worker pool";
+}
+
+// The idle loop's sem_wait, interrupted by a timer due, goes on on the ring (or the
+// pool), where the post from the ipckit command in the timer's handler wakes it.
+TEST_P(named_async_wait, interrupted_on_the_idle_loop_by_a_timer_goes_on_on_the_ring_or_pool) {
+  const auto sem = name("interrupted");
+  named_semaphore semaphore(*loop);
+  semaphore.create(sem, 0);
+  std::optional<error_code> result;
+  semaphore.async_wait([&](error_code e) { result = e; });
+  asio::steady_timer timer(loop->get_executor(), std::chrono::milliseconds(50));
+  bool result_when_fired = true;
+  int post_exit = -1;
+  timer.async_wait([&](error_code) {
+    result_when_fired = result.has_value();
+    post_exit = run_process({cli_path(), "sem", "post", sem}).exit_code;
+  });
+  loop->run();
+  EXPECT_FALSE(result_when_fired) << "the wait ended before the timer";
+  EXPECT_EQ(post_exit, 0);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_FALSE(*result) << result->message();
+  EXPECT_EQ(semaphore.value(), 0);
+  EXPECT_EQ(waiters_counted(sem), 0u);
+  expect_path_taken();
 }
 
 TEST_P(named_async_wait, is_woken_by_glibc_sem_post_from_python) {
