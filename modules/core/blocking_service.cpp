@@ -257,8 +257,10 @@ struct blocking_service::impl {
     std::unique_lock lock(mutex);
     for (;;) {
       std::erase_if(cancelling, [](const auto& task) { return task->finished_.load(); });
+      // Set once the workers are joined: a cancelled call still here never ran (its turn
+      // on the idle loop or in the pool's queue went with the context), and never will.
+      if (interrupter_stopping) return;
       if (cancelling.empty()) {
-        if (interrupter_stopping) return;
         cancel_requested.wait(lock);
         continue;
       }

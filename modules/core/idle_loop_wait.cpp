@@ -7,12 +7,14 @@
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/version.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <mutex>
 #include <type_traits>
 #include <unistd.h>
 
@@ -69,6 +71,17 @@ bool only_the_reactor_task(ad::scheduler& s) {
 // signal that lands between the call's cancelled() check and its system call is lost.
 constexpr std::chrono::microseconds resignal_period{200};
 
+// Forks this process has made (counted in the child): a child made by fork() without
+// exec has the parent's watcher object but not its thread, and shares its descriptors.
+std::atomic<unsigned> forks{0};
+
+void count_forks() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ::pthread_atfork(nullptr, nullptr, [] { forks.fetch_add(1, std::memory_order_relaxed); });
+  });
+}
+
 }  // namespace
 
 void idle_loop_waiter::prepare(boost::asio::execution_context& context) {
@@ -83,6 +96,7 @@ bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_
   if (!may_block_idle(scheduler)) return false;
   {
     std::lock_guard lock(mutex_);
+    if (inherited()) forget_inherited_watcher();
     // One call at a time: another thread running the same loop may be in one.
     if (taken_ || failed_ || stopping_) return false;
     if (!watcher_.joinable() && !start_watcher(context)) return false;
@@ -163,7 +177,24 @@ bool idle_loop_waiter::end() {
   return interrupted;
 }
 
+bool idle_loop_waiter::inherited() const {
+  return watcher_.joinable() && watcher_forks_ != forks.load(std::memory_order_relaxed);
+}
+
+void idle_loop_waiter::forget_inherited_watcher() {
+  // The parent's thread is not here to join, and its descriptors are the parent's too:
+  // writing the stop eventfd would stop the parent's watcher. A new one starts if needed
+  // (on the reactor's new epoll set after io_context::notify_fork).
+  watcher_.detach();
+  if (watch_fd_ >= 0) ::close(watch_fd_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+  watch_fd_ = stop_fd_ = -1;
+  taken_ = armed_ = fired_ = failed_ = false;
+}
+
 bool idle_loop_waiter::start_watcher(boost::asio::execution_context& context) {
+  count_forks();
+  watcher_forks_ = forks.load(std::memory_order_relaxed);
   failed_ = true;
   reactor_fd_ = field<reactor_epoll_fd>(boost::asio::use_service<ad::epoll_reactor>(context));
   watch_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -212,6 +243,7 @@ void idle_loop_waiter::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    if (inherited()) forget_inherited_watcher();
   }
   disarmed_.notify_one();
   if (watcher_.joinable()) {

@@ -50,6 +50,9 @@ class idle_loop_waiter {
  private:
   bool start_watcher(boost::asio::execution_context& context);
   void watch();
+  // In a child made by fork() without exec: the watcher is the parent's.
+  bool inherited() const;
+  void forget_inherited_watcher();
 
   std::mutex mutex_;
   std::condition_variable disarmed_;
@@ -67,6 +70,7 @@ class idle_loop_waiter {
   int stop_fd_ = -1;     // an eventfd that ends the watcher
   int reactor_fd_ = -1;  // the reactor's epoll descriptor (not ours)
   std::thread watcher_;
+  unsigned watcher_forks_ = 0;  // the process's fork count when the watcher started
 };
 
 }  // namespace ipckit::detail

@@ -17,9 +17,11 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sys/syscall.h>
 #include <thread>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -237,6 +239,75 @@ TEST_F(file_lock_idle_loop, two_threads_running_the_loop_take_the_lock) {
   loop.run();
   second.join();
   expect_taken();
+}
+
+// A child made by fork() without exec that goes (destroying its copy of the loop, after
+// notify_fork as Asio asks) must leave the parent's watcher alone: the two share its
+// descriptors, and the child does not have its thread.
+TEST_F(file_lock_idle_loop, a_forked_child_that_destroys_its_loop_leaves_the_parent_watching) {
+  start_waiting();
+  when_the_loop_waits_in_flock([&] { holder->close_stdin(); });
+  loop.run();
+  expect_taken();  // the watcher runs now
+  lock->unlock();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    loop.context().notify_fork(boost::asio::execution_context::fork_child);
+    std::destroy_at(&loop);
+    ::_exit(0);
+  }
+  int status = -1;
+  const bool reaped = eventually([&] { return ::waitpid(child, &status, WNOHANG) == child; }, 10s);
+  if (!reaped) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  ASSERT_TRUE(reaped) << "the child hung destroying its loop";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // The parent's next wait is still interrupted by its timer.
+  done = false;
+  start_waiting();
+  loop.restart();
+  boost::asio::steady_timer timer(loop.get_executor(), 50ms);
+  std::atomic<bool> fired{false};
+  std::size_t workers_when_fired = 0;
+  timer.async_wait([&](error_code) {
+    workers_when_fired = workers();
+    fired = true;
+    holder->close_stdin();
+  });
+  helper = std::thread([&] {
+    if (!eventually([&] { return fired.load(); }, 5s)) holder->close_stdin();
+  });
+  loop.run();
+  join_helper();
+  EXPECT_EQ(workers_when_fired, 1u) << "the timer waited for the lock";
+  expect_taken();
+}
+
+// A wait cancelled (by close) before the loop ever ran its turn, then the loop destroyed
+// unrun: the call never runs, and the destruction must not wait for it.
+TEST_F(file_lock_idle_loop, a_wait_closed_before_the_loop_runs_lets_the_loop_be_destroyed) {
+  auto own_loop = std::make_unique<ipckit::event_loop>();
+  auto holder_of_this = hold(lock_path());
+  holders = {holder_of_this.get()};
+  file_lock waiting(*own_loop, lock_path());
+  bool called = false;
+  waiting.async_lock(lock_mode::exclusive, [&](error_code) { called = true; });
+  waiting.close();
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    own_loop.reset();
+    destroyed = true;
+  });
+  const bool ended = eventually([&] { return destroyed.load(); }, 10s);
+  EXPECT_TRUE(ended) << "destroying the loop hung";
+  if (ended) destroyer.join();
+  else destroyer.detach();  // the process will hang at exit: the test has failed already
+  EXPECT_FALSE(called) << "a handler ran when the loop was destroyed";
+  holder_of_this->close_stdin();
+  EXPECT_EQ(holder_of_this->wait(), 0);
 }
 
 // The loop thread waits only under run(): run_for must return at its time, poll at once.
