@@ -86,7 +86,8 @@ struct async_file_lock_op {
     };
     auto ex = executor;  // `self` owns *this; it is moved below
     auto* pending = &state->pending;
-    async_run_blocking<bool>(ex, std::move(call), std::move(self), pending, blocking_start::idle_loop_first);
+    async_run_blocking<bool>(ex, std::move(call), std::move(self), pending,
+                             blocking_start::idle_loop_first);
   }
 
   template <class Self>

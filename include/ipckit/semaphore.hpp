@@ -80,8 +80,9 @@ bool sysv_semaphore_take(int id, const interrupt_token* token, error_code& ec);
 void sysv_semaphore_give(int id, error_code& ec);
 
 // Takes a unit: at once if there is one (no trip through the worker pool, which costs
-// two thread switches), else on the idle loop's thread or the worker pool. A unit taken just as the wait is
-// cancelled is given back, so operation_aborted always means no unit was taken.
+// two thread switches), else on the idle loop's thread or the worker pool. A unit taken
+// just as the wait is cancelled is given back, so operation_aborted always means no unit
+// was taken.
 template <class Take, class TryTake, class GiveBack>
 struct async_take_op {
   boost::asio::any_io_executor executor;
@@ -102,7 +103,8 @@ struct async_take_op {
     auto call = take;
     auto ex = executor;  // `self` owns *this; it is moved below
     auto* calls = pending;
-    async_run_blocking<bool>(ex, std::move(call), std::move(self), calls, blocking_start::idle_loop_first);
+    async_run_blocking<bool>(ex, std::move(call), std::move(self), calls,
+                             blocking_start::idle_loop_first);
   }
 
   template <class Self>
@@ -136,8 +138,8 @@ struct async_named_take_op {
     auto ex = executor;  // `self` owns *this; it is moved below
     auto take = blocking_take();
     auto* calls = &state->pending;
-    async_run_blocking<bool>(ex, std::move(take), boost::asio::prepend(std::move(self), on_idle_loop{}), calls,
-                             blocking_start::idle_loop_only);
+    auto tagged = boost::asio::prepend(std::move(self), on_idle_loop{});
+    async_run_blocking<bool>(ex, std::move(take), std::move(tagged), calls, blocking_start::idle_loop_only);
   }
 
   // The idle loop's outcome: would_block when the loop was busy or got work.
@@ -190,7 +192,9 @@ struct async_named_take_op {
   }
 
   auto blocking_take() const {
-    return [state = state](const interrupt_token& t, error_code& ec) { return named_semaphore_take(*state, &t, ec); };
+    return [state = state](const interrupt_token& t, error_code& ec) {
+      return named_semaphore_take(*state, &t, ec);
+    };
   }
 
   template <class Self>
