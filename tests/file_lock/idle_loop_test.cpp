@@ -7,6 +7,7 @@
 
 #include <ipckit/event_loop.hpp>
 #include <ipckit/pipe.hpp>
+#include <ipckit/signal.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -171,6 +172,31 @@ TEST_F(file_lock_idle_loop, data_on_a_pipe_during_the_wait_is_read_at_once) {
   loop.run();
   EXPECT_EQ(byte, 'x');
   EXPECT_FALSE(lock_done_when_read) << "the read waited for the lock";
+  expect_taken();
+}
+
+// A daemon waiting for a lock still hears its signals: one sent by the shell's kill
+// during the wait reaches its subscriber on the loop at once.
+TEST_F(file_lock_idle_loop, a_signal_sent_during_the_wait_reaches_its_subscriber_at_once) {
+  ipckit::signal::notifier usr1(loop.get_executor(), {SIGUSR1});
+  start_waiting();
+  int signal_number = 0;
+  bool lock_done_when_signalled = true;
+  usr1.async_wait([&](error_code ec, ipckit::signal::info delivery) {
+    EXPECT_FALSE(ec);
+    signal_number = delivery.number;
+    lock_done_when_signalled = done;
+    holder->close_stdin();
+  });
+  int kill_exit = -1;
+  when_the_loop_waits_in_flock([&] {
+    kill_exit = ipckit::test::run_process({"sh", "-c", "kill -USR1 " + std::to_string(::getpid())}).exit_code;
+  });
+  loop.run();
+  join_helper();
+  EXPECT_EQ(kill_exit, 0);
+  EXPECT_EQ(signal_number, SIGUSR1);
+  EXPECT_FALSE(lock_done_when_signalled) << "the signal waited for the lock";
   expect_taken();
 }
 
