@@ -38,7 +38,7 @@ void install_interrupt_handler();
 /// What a blocking call sees of its cancellation. The call loops on EINTR and stops when
 /// cancelled() is true; the pool keeps interrupting it until it returns. A call made on
 /// an idle loop's thread (blocking_start::idle_loop_first) also stops so when the loop
-/// gets work, and is then made again on a worker.
+/// gets work, and then goes on elsewhere (blocking_start).
 class interrupt_token {
  public:
   bool cancelled() const noexcept {
@@ -99,9 +99,10 @@ class blocking_service : public boost::asio::execution_context::service {
   explicit blocking_service(boost::asio::execution_context& context);
   ~blocking_service() override;
 
-  /// Queues `task` for a worker. `ex` (an executor of this service's context) is the
-  /// loop whose reactor, if the context had one before this service, carries finished
-  /// calls back through an eventfd; otherwise workers post them.
+  /// Queues `task` for a worker, or with another `start` for the idle loop first (see
+  /// blocking_start). `ex` (an executor of this service's context) is the loop whose
+  /// reactor, if the context had one before this service, carries finished calls back
+  /// through an eventfd; otherwise workers post them.
   void submit(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
               blocking_start start = blocking_start::on_worker);
   void cancel(const std::shared_ptr<blocking_task>& task);
