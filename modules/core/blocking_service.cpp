@@ -19,11 +19,13 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace ipckit::detail {
@@ -131,6 +133,27 @@ struct completion_channel {
     wake.close();
   }
 
+  // In a child made by fork() without exec: a thread of the parent's may have held the
+  // lock, and the eventfd is the parent's too (reading it would take the parent's
+  // wake-ups). Closes this channel, aborting its wait, and returns the calls it held.
+  std::vector<std::shared_ptr<blocking_task>> forget_in_child() {
+    new (&mutex) std::mutex;
+    auto finished = std::move(done);
+    done.clear();
+    closed = true;
+    wake.close();
+    return finished;
+  }
+
+  // In the child, on a channel just opened: takes over the inherited one's calls.
+  void adopt(std::vector<std::shared_ptr<blocking_task>> finished, std::size_t queued) {
+    std::lock_guard lock(mutex);
+    in_flight = queued;
+    done = std::move(finished);
+    if (!done.empty()) signal();
+    if (in_flight > 0 || !done.empty()) arm();
+  }
+
  private:
   // Called with the mutex held.
   void arm() {
@@ -198,9 +221,11 @@ struct blocking_service::impl {
   std::size_t idle = 0;
   bool use_channel = false;                     // the context had a reactor before us
   std::unique_ptr<completion_channel> channel;  // made at the first submit if so
+  std::vector<std::unique_ptr<completion_channel>> retired;  // inherited at a fork
   bool channel_failed = false;                  // no eventfd: workers post
   bool stopping = false;
   bool interrupter_stopping = false;
+  bool held_for_fork = false;  // between fork_prepare and fork_parent
 
   void start_worker() {
     // A worker must never take a process-directed signal meant for a signalfd or the
@@ -236,21 +261,89 @@ struct blocking_service::impl {
       task->finished_.store(true);
 
       lock.lock();
-      std::erase(running, task);
       // Idle again before the completion wakes the loop: a call the loop submits at once
       // then finds this thread (which checks the queue before it waits) instead of
       // starting another.
       ++idle;
-      if (stopping) continue;
-      // Delivered without the lock: the loop thread it wakes may take the lock at once
-      // (to submit its next call), and would otherwise wake only to wait for us.
-      // shutdown() joins this thread before the channel and the scheduler go.
       auto* to = channel.get();
+      if (stopping || !to) {
+        // Posted under the lock, as it leaves `running`: a forked child must know
+        // whether the completion went (remake_in_child).
+        std::erase(running, task);
+        if (!stopping) task->post_completion(std::move(task));
+        continue;
+      }
+      // Delivered without the lock: the loop thread it wakes may take the lock at once
+      // (to submit its next call), and would otherwise wake only to wait for us. It
+      // leaves `running` only once it is in the channel, for a forked child's sake.
+      // shutdown() joins this thread before the channel and the scheduler go.
       lock.unlock();
-      if (!to) task->post_completion(std::move(task));
-      else to->deliver(std::move(task));
+      to->deliver(task);
       lock.lock();
+      std::erase(running, task);
     }
+  }
+
+  // fork_prepare: no thread may be inside one of the pool's critical sections when the
+  // process forks, or the child would find a change half made.
+  void hold_for_fork() {
+    mutex.lock();
+    if (channel) channel->mutex.lock();
+    held_for_fork = true;
+  }
+
+  void release_after_fork() {
+    if (!held_for_fork) return;
+    held_for_fork = false;
+    if (channel) channel->mutex.unlock();
+    mutex.unlock();
+  }
+
+  // fork_child: only the thread that forked came along. The workers, the interrupter and
+  // any lock they held are the parent's, so the locks are made anew and the threads
+  // forgotten (detached, never joined). A call a worker was running completes with
+  // operation_aborted (whether the parent's thread made it is not known here); a
+  // queued call runs on a new worker; a finished call not yet run by the loop is handed
+  // to it. The completion eventfd was the parent's too: the child opens its own.
+  void remake_in_child() {
+    new (&mutex) std::mutex;
+    new (&work_ready) std::condition_variable;
+    new (&cancel_requested) std::condition_variable;
+    held_for_fork = false;
+    for (auto& worker : workers) worker.detach();
+    workers.clear();
+    if (interrupter.joinable()) interrupter.detach();
+    interrupter_stopping = false;
+    cancelling.clear();
+    idle = 0;
+    std::vector<std::shared_ptr<blocking_task>> finished;
+    std::optional<boost::asio::any_io_executor> channel_executor;
+    if (channel) {
+      channel_executor = channel->wake.get_executor();
+      finished = channel->forget_in_child();
+      retired.push_back(std::move(channel));
+    }
+    for (auto& task : running) {
+      if (task->completed_ || std::find(finished.begin(), finished.end(), task) != finished.end()) continue;
+      task->fail(boost::asio::error::operation_aborted);
+      task->running_.store(false);
+      task->finished_.store(true);
+      finished.push_back(task);
+    }
+    running.clear();
+    if (channel_executor) {
+      auto fresh = std::make_unique<completion_channel>(*channel_executor);
+      error_code ec;
+      fresh->open(ec);
+      if (!ec) {
+        fresh->adopt(std::exchange(finished, {}), queue.size());
+        channel = std::move(fresh);
+      } else {
+        channel_failed = true;
+      }
+    }
+    for (auto& task : finished) task->post_completion(std::move(task));
+    for (std::size_t i = 0; i < queue.size(); ++i) start_worker();
   }
 
   void interrupt_cancelled() {
@@ -369,6 +462,17 @@ void blocking_service::cancel(const std::shared_ptr<blocking_task>& task) {
 std::size_t blocking_service::thread_count() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->workers.size();
+}
+
+void blocking_service::notify_fork(boost::asio::execution_context::fork_event event) {
+  switch (event) {
+    case boost::asio::execution_context::fork_prepare:
+      return impl_->hold_for_fork();
+    case boost::asio::execution_context::fork_parent:
+      return impl_->release_after_fork();
+    case boost::asio::execution_context::fork_child:
+      return impl_->remake_in_child();
+  }
 }
 
 void blocking_service::shutdown() {

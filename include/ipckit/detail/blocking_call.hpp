@@ -80,9 +80,14 @@ class blocking_task {
   /// Instead of run(): the call is not made, and completes with `ec`.
   virtual void fail(error_code ec) noexcept = 0;
 
+ protected:
+  /// complete() says so first: a child forked after it does not complete the call again.
+  void mark_completed() noexcept { completed_ = true; }
+
  private:
   friend class blocking_service;
   interrupt_token token_;
+  bool completed_ = false;  // written on the loop thread, read in a forked child only
   std::atomic<bool> running_{false};
   std::atomic<unsigned long> thread_{0};
   std::atomic<bool> finished_{false};
@@ -90,7 +95,10 @@ class blocking_task {
 
 /// One per execution context. Threads are started as calls need them and kept for reuse;
 /// shutdown() (when the io_context is destroyed) cancels every call, waits for the
-/// threads and destroys the pending handlers without calling them, as Asio does.
+/// threads and destroys the pending handlers without calling them, as Asio does. In a
+/// child made by fork() without exec, io_context::notify_fork(fork_child) gives the pool
+/// threads of its own: a call queued at the fork runs in the child too, a call that was
+/// running completes there with operation_aborted (docs/core.md, "fork without exec").
 class blocking_service : public boost::asio::execution_context::service {
  public:
   using key_type = blocking_service;
@@ -111,6 +119,9 @@ class blocking_service : public boost::asio::execution_context::service {
 
  private:
   void shutdown() override;
+  // io_context::notify_fork: fork_prepare holds the pool's locks until fork_parent; in
+  // the child, fork_child remakes the pool, whose threads stayed with the parent.
+  void notify_fork(boost::asio::execution_context::fork_event event) override;
   void submit_to_worker(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex);
   void start_on_idle_loop(std::shared_ptr<blocking_task> task, const boost::asio::any_io_executor& ex,
                           blocking_start start);
@@ -165,6 +176,7 @@ class blocking_task_impl : public blocking_task {
   }
 
   void complete() override {
+    mark_completed();
     auto slot = boost::asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected()) slot.clear();
     if (token().cancelled() && !ec_) ec_ = boost::asio::error::operation_aborted;
