@@ -301,10 +301,11 @@ struct blocking_service::impl {
 
   // fork_child: only the thread that forked came along. The workers, the interrupter and
   // any lock they held are the parent's, so the locks are made anew and the threads
-  // forgotten (detached, never joined). A call a worker was running completes with
-  // operation_aborted (whether the parent's thread made it is not known here); a
-  // queued call runs on a new worker; a finished call not yet run by the loop is handed
-  // to it. The completion eventfd was the parent's too: the child opens its own.
+  // forgotten (detached, never joined). A call a worker was running is made again here,
+  // as a queued one is, on a new worker: the child's copy of a pending wait waits in the
+  // child (every call is a take of a lock or a unit, so each success is the taking
+  // process's own). A finished call not yet run by the loop is handed to it. The
+  // completion eventfd was the parent's too: the child opens its own.
   void remake_in_child() {
     new (&mutex) std::mutex;
     new (&work_ready) std::condition_variable;
@@ -325,10 +326,9 @@ struct blocking_service::impl {
     }
     for (auto& task : running) {
       if (task->completed_ || std::find(finished.begin(), finished.end(), task) != finished.end()) continue;
-      task->fail(boost::asio::error::operation_aborted);
       task->running_.store(false);
-      task->finished_.store(true);
-      finished.push_back(task);
+      task->finished_.store(false);
+      queue.push_front(std::move(task));
     }
     running.clear();
     if (channel_executor) {

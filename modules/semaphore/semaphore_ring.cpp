@@ -98,6 +98,9 @@ struct semaphore_ring_service::impl {
   bool armed = false;     // the descriptor's readiness is being waited for
   bool refused = false;   // the kernel refused a submission: new waits go to the pool
   bool stopping = false;
+  bool held_for_fork = false;  // between fork_prepare and fork_parent
+  bool abandoned = false;      // in a forked child: the parent's ring, never touched again
+  std::unique_ptr<impl> inherited;  // the abandoned ring this one replaced in a child
 
   impl() = default;
   impl(const impl&) = delete;
@@ -435,11 +438,35 @@ struct semaphore_ring_service::impl {
     for (auto& [wait, result] : done) wait->post_completion(std::move(wait), result);
   }
 
+  // In a child made by fork() without exec, before anything else runs there: the rings'
+  // memory is shared with the parent, so reaping here would take the parent's
+  // completions, and the kernel's requests are the parent's. Only the thread that forked
+  // came along (a lock a thread of the parent's held is made anew). The waits' counts in
+  // the semaphores belong to the parent's waits, so they stay; the child's copies of the
+  // waits are returned, for ring_unavailable(). The descriptor, re-registered in the
+  // child's epoll set by the reactor's own fork_child, is closed (its armed wait ends
+  // with operation_aborted, which reaps nothing); new waits here would go to the pool.
+  std::vector<std::shared_ptr<ring_wait>> abandon_in_child() {
+    new (&mutex) std::mutex;
+    held_for_fork = false;
+    abandoned = true;
+    refused = true;
+    unsubmitted = 0;
+    std::vector<std::shared_ptr<ring_wait>> waits;
+    waits.swap(in_kernel);
+    for (auto& wait : waits) {
+      wait->progress = {};
+      wait->progress.finished = true;
+    }
+    if (descriptor) descriptor->close();
+    return waits;
+  }
+
   void shut_down() {
     std::vector<std::shared_ptr<ring_wait>> dropped;
     {
       std::lock_guard lock(mutex);
-      if (stopping) return;
+      if (stopping || abandoned) return;
       stopping = true;
       for (const auto& wait : in_kernel) request_cancel(*wait);
       submit();
@@ -475,10 +502,10 @@ semaphore_ring_service::semaphore_ring_service(boost::asio::execution_context& c
 
 semaphore_ring_service::~semaphore_ring_service() { shutdown(); }
 
-bool semaphore_ring_service::usable() const noexcept { return impl_ != nullptr; }
+bool semaphore_ring_service::usable() const noexcept { return impl_ && !impl_->abandoned; }
 
 bool semaphore_ring_service::can_wait(const sem_t* sem) const noexcept {
-  return impl_ && sem && glibc_semaphore::is_shared(sem);
+  return usable() && sem && glibc_semaphore::is_shared(sem);
 }
 
 void semaphore_ring_service::start(std::shared_ptr<ring_wait> wait, const boost::asio::any_io_executor& ex) {
@@ -504,6 +531,33 @@ void semaphore_ring_service::cancel(const std::shared_ptr<ring_wait>& wait) {
 
 void semaphore_ring_service::shutdown() {
   if (impl_) impl_->shut_down();
+}
+
+void semaphore_ring_service::notify_fork(boost::asio::execution_context::fork_event event) {
+  if (!impl_) return;
+  switch (event) {
+    case boost::asio::execution_context::fork_prepare:
+      // No thread may be halfway through a change of the ring's state at the fork.
+      impl_->mutex.lock();
+      impl_->held_for_fork = true;
+      return;
+    case boost::asio::execution_context::fork_parent:
+      if (impl_->held_for_fork) {
+        impl_->held_for_fork = false;
+        impl_->mutex.unlock();
+      }
+      return;
+    case boost::asio::execution_context::fork_child:
+      break;
+  }
+  auto waits = impl_->abandon_in_child();
+  // The abandoned ring stays (its descriptor's aborted wait still refers to it) until
+  // the context goes; without a new ring, it sends every wait to the pool.
+  if (auto own = impl::open(context())) {
+    own->inherited = std::move(impl_);
+    impl_ = std::move(own);
+  }
+  for (auto& wait : waits) wait->post_completion(std::move(wait), ring_unavailable());
 }
 
 void pending_ring_waits::add(semaphore_ring_service& service, const std::shared_ptr<ring_wait>& wait) {

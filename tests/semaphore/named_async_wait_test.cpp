@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <optional>
 #include <semaphore.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <thread>
 
 namespace {
@@ -392,6 +394,46 @@ TEST_P(named_async_wait, destroying_the_loop_while_waiting_leaves_nothing_behind
   EXPECT_EQ(waiters_counted(sem), 0u);
   EXPECT_EQ(run_process({cli_path(), "sem", "post", sem}).exit_code, 0);
   EXPECT_EQ(run_process({cli_path(), "sem", "info", sem}).out, "1\n");
+}
+
+// A child made by fork() without exec, after notify_fork(fork_child), leaves the parent's
+// wait alone (on the ring, whose memory the two share, a child reaping it would starve
+// one of them): the parent's wait takes a unit, the child's copy of it takes one in the
+// child, and so does a wait the child starts itself. Three posts, no unit left over,
+// nothing left counted.
+TEST_P(named_async_wait, a_forked_child_leaves_the_parents_waits_alone) {
+  const auto sem = name("fork");
+  named_semaphore semaphore(*loop);
+  semaphore.create(sem, 0);
+  std::optional<error_code> result;
+  semaphore.async_wait([&](error_code e) { result = e; });
+  ASSERT_TRUE(until_waiters(sem, 1));
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    loop->context().notify_fork(asio::execution_context::fork_child);
+    bool all_right = run_until(*loop, [&] { return result.has_value(); }) && !*result;
+    std::optional<error_code> own;
+    semaphore.async_wait([&](error_code e) { own = e; });
+    all_right = all_right && run_until(*loop, [&] { return own.has_value(); }) && !*own;
+    semaphore.close();
+    loop.reset();
+    ::_exit(all_right ? 0 : 1);
+  }
+  peer_process poster(glibc_peer_argv("post", sem, 3));
+  ASSERT_TRUE(run_until(*loop, [&] { return result.has_value(); }));
+  EXPECT_FALSE(*result) << result->message();
+  int status = -1;
+  const bool ended = ipckit::test::eventually([&] { return ::waitpid(child, &status, WNOHANG) == child; }, std::chrono::seconds(15));
+  if (!ended) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  ASSERT_TRUE(ended) << "the child's waits did not complete";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  EXPECT_EQ(poster.wait(), 0);
+  EXPECT_EQ(semaphore.value(), 0) << "a unit was left over";
+  EXPECT_EQ(waiters_counted(sem), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(paths, named_async_wait, ::testing::Values(path::io_uring, path::worker_pool), path_name);

@@ -97,8 +97,8 @@ class blocking_task {
 /// shutdown() (when the io_context is destroyed) cancels every call, waits for the
 /// threads and destroys the pending handlers without calling them, as Asio does. In a
 /// child made by fork() without exec, io_context::notify_fork(fork_child) gives the pool
-/// threads of its own: a call queued at the fork runs in the child too, a call that was
-/// running completes there with operation_aborted (docs/core.md, "fork without exec").
+/// threads of its own, and a call queued or running at the fork is made in the child too
+/// (docs/core.md, "fork without exec").
 class blocking_service : public boost::asio::execution_context::service {
  public:
   using key_type = blocking_service;

@@ -114,6 +114,10 @@ class ring_wait_impl final : public ring_wait {
 ///
 /// Thread safety: any threads. shutdown() (the context's destruction) takes every wait
 /// out of the semaphores' waiter counts and destroys the handlers without calling them.
+/// In a child made by fork() without exec, io_context::notify_fork(fork_child) leaves
+/// the parent's ring (its memory is shared) to the parent: the child's copies of the
+/// waits complete with ring_unavailable() (they go on on the pool), and later waits use
+/// a ring of the child's own.
 class semaphore_ring_service : public boost::asio::execution_context::service {
  public:
   using key_type = semaphore_ring_service;
@@ -136,6 +140,7 @@ class semaphore_ring_service : public boost::asio::execution_context::service {
 
  private:
   void shutdown() override;
+  void notify_fork(boost::asio::execution_context::fork_event event) override;
   struct impl;
   std::unique_ptr<impl> impl_;
 };
