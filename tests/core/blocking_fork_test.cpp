@@ -13,12 +13,10 @@
 
 #include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <poll.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -77,14 +75,7 @@ class blocking_fork : public ::testing::Test {
       ::_exit(verdict);
     }
     if (meanwhile) meanwhile();
-    int status = 0;
-    const bool ended = eventually([&] { return ::waitpid(child, &status, WNOHANG) == child; }, 15s);
-    if (!ended) {
-      ::kill(child, SIGKILL);
-      ::waitpid(child, &status, 0);
-      return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return ipckit::test::reap_within(child, 15s);
   }
 
   std::unique_ptr<ipckit::event_loop> loop = std::make_unique<ipckit::event_loop>();

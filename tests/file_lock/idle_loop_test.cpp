@@ -22,7 +22,6 @@
 #include <optional>
 #include <sys/syscall.h>
 #include <thread>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -283,14 +282,7 @@ TEST_F(file_lock_idle_loop, a_forked_child_that_destroys_its_loop_leaves_the_par
     std::destroy_at(&loop);
     ::_exit(0);
   }
-  int status = -1;
-  const bool reaped = eventually([&] { return ::waitpid(child, &status, WNOHANG) == child; }, 10s);
-  if (!reaped) {
-    ::kill(child, SIGKILL);
-    ::waitpid(child, &status, 0);
-  }
-  ASSERT_TRUE(reaped) << "the child hung destroying its loop";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(ipckit::test::reap_within(child), 0) << "the child hung destroying its loop (-1)";
   // The parent's next wait is still interrupted by its timer.
   done = false;
   start_waiting();

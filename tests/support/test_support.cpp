@@ -135,6 +135,16 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
   return true;
 }
 
+int reap_within(pid_t child, std::chrono::milliseconds timeout) {
+  int status = 0;
+  if (!eventually([&] { return ::waitpid(child, &status, WNOHANG) == child; }, timeout)) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 bool blocked_in_syscall(pid_t tid, long number) {
   std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
   long current = -1;

@@ -53,6 +53,10 @@ bool run_until(event_loop& loop, const std::function<bool()>& done, std::chrono:
 /// thread beside a running loop, watching for something the loop does not report.
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s);
 
+/// Reaps `child` (a fork of this test) within `timeout`: its exit code, 128+N if signal N
+/// ended it, or -1 when it was still running then (it is killed and reaped).
+int reap_within(pid_t child, std::chrono::milliseconds timeout = 10s);
+
 /// Whether thread `tid` of this process is blocked in system call `number` (SYS_…), as
 /// /proc/self/task/TID/syscall says: how a test sees the loop thread waiting in a call.
 bool blocked_in_syscall(pid_t tid, long number);
