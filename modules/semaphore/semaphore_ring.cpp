@@ -458,7 +458,12 @@ struct semaphore_ring_service::impl {
       wait->progress = {};
       wait->progress.finished = true;
     }
-    if (descriptor) descriptor->close();
+    if (descriptor) {
+      descriptor->close();
+    } else if (fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
     return waits;
   }
 

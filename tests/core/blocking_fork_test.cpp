@@ -34,8 +34,6 @@ constexpr auto fork_child = boost::asio::execution_context::fork_child;
 // Exit codes of a child: what it found, since its assertions would not reach gtest.
 enum child_verdict { passed = 0, failed = 1, timed_out = 2 };
 
-int quick_call(int value, const interrupt_token&, error_code&) { return value; }
-
 void block_until_cancelled(const interrupt_token& token, error_code& ec) {
   while (!token.cancelled())
     if (::poll(nullptr, 0, -1) < 0 && errno != EINTR) ec = ipckit::last_error();
@@ -52,7 +50,7 @@ class blocking_fork : public ::testing::Test {
     bool all_right = true;
     std::function<void()> next = [&] {
       async_run_blocking<int>(
-          loop->get_executor(), [n = done](const interrupt_token& t, error_code& ec) { return quick_call(n, t, ec); },
+          loop->get_executor(), [n = done](const interrupt_token&, error_code&) { return n; },
           [&, expected = done](error_code ec, int value) {
             all_right = all_right && !ec && value == expected;
             if (++done < calls) next();
