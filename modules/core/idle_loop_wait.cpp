@@ -1,5 +1,7 @@
 #include "idle_loop_wait.hpp"
 
+#include "asio_private.hpp"
+
 #include <ipckit/detail/immediate_completions.hpp>
 
 #include <boost/asio/detail/epoll_reactor.hpp>
@@ -18,53 +20,35 @@
 #include <type_traits>
 #include <unistd.h>
 
-static_assert(BOOST_VERSION / 100 == 1081, "idle_loop_wait reads Asio 1.81's private members");
 static_assert(std::is_same_v<boost::asio::detail::reactor, boost::asio::detail::epoll_reactor>,
               "idle_loop_wait watches an epoll reactor");
 
 namespace ipckit::detail {
+
+IPCKIT_EXPOSE(scheduler_mutex, &boost::asio::detail::scheduler::mutex_);
+IPCKIT_EXPOSE(scheduler_queue, &boost::asio::detail::scheduler::op_queue_);
+IPCKIT_EXPOSE(scheduler_task, &boost::asio::detail::scheduler::task_operation_);
+IPCKIT_EXPOSE(scheduler_task_interrupted, &boost::asio::detail::scheduler::task_interrupted_);
+IPCKIT_EXPOSE(scheduler_stopped, &boost::asio::detail::scheduler::stopped_);
+IPCKIT_EXPOSE(reactor_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_);
+
 namespace {
 
 namespace ad = boost::asio::detail;
 
-// Names a private member: the rules of access do not apply to the template arguments of
-// an explicit instantiation, so one can define a friend that returns the pointer.
-template <class Tag, auto Pointer>
-struct expose {
-  friend auto member(Tag) { return Pointer; }
-};
-
-#define IPCKIT_EXPOSE(tag, pointer)  \
-  struct tag {                       \
-    friend auto member(tag);         \
-  };                                 \
-  template struct expose<tag, pointer>
-
-IPCKIT_EXPOSE(scheduler_mutex, &ad::scheduler::mutex_);
-IPCKIT_EXPOSE(scheduler_queue, &ad::scheduler::op_queue_);
-IPCKIT_EXPOSE(scheduler_task, &ad::scheduler::task_operation_);
-IPCKIT_EXPOSE(scheduler_task_interrupted, &ad::scheduler::task_interrupted_);
-IPCKIT_EXPOSE(scheduler_stopped, &ad::scheduler::stopped_);
-IPCKIT_EXPOSE(reactor_epoll_fd, &ad::epoll_reactor::epoll_fd_);
-#undef IPCKIT_EXPOSE
 
 using scheduler_lock = ad::conditionally_enabled_mutex::scoped_lock;
 
-template <class Tag, class Object>
-auto& field(Object& object) {
-  return object.*member(Tag{});
-}
-
 bool queued(ad::scheduler& s, const ad::scheduler_operation* op) {
-  for (auto* o = field<scheduler_queue>(s).front(); o; o = ad::op_queue_access::next(o))
+  for (auto* o = private_field<scheduler_queue>(s).front(); o; o = ad::op_queue_access::next(o))
     if (o == op) return true;
   return false;
 }
 
 // The scheduler's queue holds nothing but its reactor task, which so no thread runs.
 bool only_the_reactor_task(ad::scheduler& s) {
-  ad::scheduler_operation* front = field<scheduler_queue>(s).front();
-  return front == &field<scheduler_task>(s) && !ad::op_queue_access::next(front);
+  ad::scheduler_operation* front = private_field<scheduler_queue>(s).front();
+  return front == &private_field<scheduler_task>(s) && !ad::op_queue_access::next(front);
 }
 
 // How often the watcher interrupts the loop thread again until it has left its call: a
@@ -104,15 +88,15 @@ bool idle_loop_waiter::begin(boost::asio::execution_context& context, interrupt_
   }
   auto& s = *static_cast<ad::scheduler*>(scheduler);
   {
-    scheduler_lock lock(field<scheduler_mutex>(s));
-    if (field<scheduler_stopped>(s) || !only_the_reactor_task(s)) {
+    scheduler_lock lock(private_field<scheduler_mutex>(s));
+    if (private_field<scheduler_stopped>(s) || !only_the_reactor_task(s)) {
       lock.unlock();
       std::lock_guard own(mutex_);
       taken_ = false;
       return false;
     }
     // From here a post or stop() from another thread interrupts the reactor.
-    field<scheduler_task_interrupted>(s) = false;
+    private_field<scheduler_task_interrupted>(s) = false;
   }
   scheduler_ = scheduler;
   // The watcher wakes this thread with interrupt_signal(), which a thread that has made a
@@ -159,10 +143,10 @@ bool idle_loop_waiter::end() {
   }
   if (scheduler_) {
     auto& s = *static_cast<ad::scheduler*>(scheduler_);
-    scheduler_lock lock(field<scheduler_mutex>(s));
+    scheduler_lock lock(private_field<scheduler_mutex>(s));
     // As the scheduler keeps it whenever its task waits in the queue. If another thread
     // took the task meanwhile, the flag is that thread's.
-    if (queued(s, &field<scheduler_task>(s))) field<scheduler_task_interrupted>(s) = true;
+    if (queued(s, &private_field<scheduler_task>(s))) private_field<scheduler_task_interrupted>(s) = true;
     scheduler_ = nullptr;
   }
   bool interrupted = false;
@@ -196,7 +180,7 @@ bool idle_loop_waiter::start_watcher(boost::asio::execution_context& context) {
   count_forks();
   watcher_forks_ = forks.load(std::memory_order_relaxed);
   failed_ = true;
-  reactor_fd_ = field<reactor_epoll_fd>(boost::asio::use_service<ad::epoll_reactor>(context));
+  reactor_fd_ = private_field<reactor_epoll_fd>(boost::asio::use_service<ad::epoll_reactor>(context));
   watch_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (watch_fd_ < 0 || stop_fd_ < 0 || reactor_fd_ < 0) return false;

@@ -22,7 +22,6 @@
 #include <boost/asio/detail/handler_cont_helpers.hpp>
 #include <boost/asio/detail/handler_work.hpp>
 #include <boost/asio/detail/memory.hpp>
-#include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 
 #include <cstddef>
@@ -126,7 +125,18 @@ class attempt_op : public attempt_op_base<Result, Attempt> {
   boost::asio::detail::handler_work<Handler, IoExecutor> work_;
 };
 
-/// Owns one descriptor and its registration with the loop's reactor.
+/// The loop's record of a registered polled_descriptor: what the epoll set hands back for
+/// its descriptor, and the attempts waiting on it (polled_descriptor.cpp).
+struct polled_state;
+/// The per-context service that keeps the records (polled_descriptor.cpp).
+class polled_registry;
+
+/// Owns one descriptor and its registration in the epoll set of the loop's reactor.
+///
+/// The registration is ipckit's own, not Asio's descriptor service: the reactor hands
+/// back a polled_state, which the scheduler runs as it runs Asio's descriptor states, and
+/// which completes the waiting attempts itself. So a wait costs no reactor operation
+/// queue and no second lock around it (docs/performance-findings.md, finding 4).
 ///
 /// Thread safety: as an Asio I/O object. Not moved or destroyed while an operation is
 /// pending, and destroyed before its execution context.
@@ -149,6 +159,9 @@ class polled_descriptor {
   int native_handle() const noexcept { return fd_; }
   /// Aborts pending operations (operation_aborted) and closes the descriptor.
   void close() noexcept;
+  /// Aborts pending operations (operation_aborted), takes the descriptor out of the
+  /// reactor and gives it back, open (-1 when there is none).
+  int release() noexcept;
   /// Aborts pending operations (operation_aborted).
   void cancel() noexcept;
 
@@ -167,24 +180,22 @@ class polled_descriptor {
   }
 
  private:
-  using reactor = boost::asio::detail::reactor;
+  using reactor_op = boost::asio::detail::reactor_op;
 
-  // Per-operation cancellation, as Asio's reactive_descriptor_service does it.
+  // Per-operation cancellation: the key is this object's address, as with Asio's
+  // reactive_descriptor_service.
   class cancellation {
    public:
-    cancellation(reactor* r, reactor::per_descriptor_data* data, int fd, int op_type)
-        : reactor_(r), data_(data), fd_(fd), op_type_(op_type) {}
+    cancellation(polled_state* state, attempt_direction direction) : state_(state), direction_(direction) {}
     void operator()(boost::asio::cancellation_type_t type) {
       using boost::asio::cancellation_type;
       if (!!(type & (cancellation_type::terminal | cancellation_type::partial | cancellation_type::total)))
-        reactor_->cancel_ops_by_key(fd_, *data_, op_type_, this);
+        cancel_by_key(state_, direction_, this);
     }
 
    private:
-    reactor* reactor_;
-    reactor::per_descriptor_data* data_;
-    int fd_;
-    int op_type_;
+    polled_state* state_;
+    attempt_direction direction_;
   };
 
   template <class Result, class Attempt, class Handler>
@@ -198,37 +209,45 @@ class polled_descriptor {
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
     typename op::ptr p = {ad::addressof(handler), op::ptr::allocate(handler), nullptr};
     p.p = new (p.v) op(std::move(attempt), handler, executor_);
-    const int op_type = direction == attempt_direction::read ? reactor::read_op : reactor::write_op;
-    // The first attempt of an unregistered descriptor runs here (a closed one's attempt
-    // reports its own error, such as errc::closed). If it would block, the descriptor is
-    // registered now; the registration reports the current readiness, so nothing that
-    // arrived since the attempt is missed, and the reactor tries again at once.
-    if (!data_ && p.p->perform() == reactor_op_status::not_done) {
-      if (fd_ < 0) p.p->ec_ = boost::asio::error::bad_descriptor;
-      else enroll(p.p->ec_);
-    }
-    if (p.p->ec_ || !data_) {
-      reactor_->post_immediate_completion(p.p, is_continuation);
-      p.v = p.p = nullptr;
-      return;
+    bool try_at_once = true;
+    if (!state_) {
+      // The first attempt of an unregistered descriptor runs here (a closed one's attempt
+      // reports its own error, such as errc::closed). If it would block, the descriptor
+      // is registered now; the registration reports the current readiness, so nothing
+      // that arrived since the attempt is missed.
+      if (p.p->perform() == reactor_op::not_done) {
+        if (fd_ < 0) p.p->ec_ = boost::asio::error::bad_descriptor;
+        else enroll(p.p->ec_);
+      }
+      if (p.p->ec_ || !state_) {
+        post_at_once(p.p, is_continuation);
+        p.v = p.p = nullptr;
+        return;
+      }
+      try_at_once = false;
     }
     if (slot.is_connected())
-      p.p->cancellation_key_ = &slot.template emplace<cancellation>(reactor_, &data_, fd_, op_type);
-    // The speculative attempt runs under the descriptor's lock; finished, it is posted.
-    reactor_->start_op(op_type, fd_, data_, p.p, is_continuation, true);
+      p.p->cancellation_key_ = &slot.template emplace<cancellation>(state_, direction);
+    start_op(direction, p.p, is_continuation, try_at_once);
     p.v = p.p = nullptr;
   }
 
-  using reactor_op_status = boost::asio::detail::reactor_op::status;
-
-  // Registers fd_ with the reactor (edge-triggered, as Asio registers every descriptor).
+  // Registers fd_ in the reactor's epoll set (edge-triggered, as Asio registers every
+  // descriptor), making state_.
   void enroll(error_code& ec) noexcept;
+  // Tries `op` at once (if `try_at_once` and nothing waits before it) and queues it on
+  // state_ if it would block; a finished attempt is posted.
+  void start_op(attempt_direction direction, reactor_op* op, bool is_continuation, bool try_at_once) noexcept;
+  void post_at_once(reactor_op* op, bool is_continuation) noexcept;
+  static void cancel_by_key(polled_state* state, attempt_direction direction, void* key) noexcept;
+  // Aborts what waits and takes the descriptor out of the epoll set.
+  void unregister() noexcept;
 
   executor_type executor_;
-  reactor* reactor_;
+  polled_registry* registry_;
   void* scheduler_;  // Asio's detail::scheduler of the context (the key of immediate_drain)
   int fd_ = -1;
-  reactor::per_descriptor_data data_ = nullptr;
+  polled_state* state_ = nullptr;
 };
 
 }  // namespace ipckit::detail
