@@ -5,6 +5,7 @@
 
 #include <ipckit/pipe.hpp>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 
 namespace ipckit::detail {

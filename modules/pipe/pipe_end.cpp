@@ -25,6 +25,14 @@ long scatter_read(int fd, const ::iovec* iov, int count) noexcept {
 
 }  // namespace
 
+bool readable(int fd) noexcept {
+  ::pollfd p{fd, POLLIN, 0};
+  while (::poll(&p, 1, 0) < 0) {
+    if (errno != EINTR) return true;  // the read that follows reports the error
+  }
+  return (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 long write_without_sigpipe(int fd, const ::iovec* iov, int count) noexcept {
   if (sigpipe_ignored()) return gather_write(fd, iov, count);  // EPIPE is all a write can get
   sigset_t pipe_only, old;
@@ -57,6 +65,7 @@ pipe_end& pipe_end::operator=(pipe_end&& other) noexcept {
     deadline_ = other.deadline_;
     wait_first_ = other.wait_first_;
     came_non_blocking_ = other.came_non_blocking_;
+    non_blocking_ = other.non_blocking_;
     held_ = std::move(other.held_);
   }
   return *this;
@@ -74,10 +83,10 @@ void pipe_end::assign(unique_fd fd, error_code& ec) {
   }
   if (descriptor_.is_open()) {
     restore_mode();
-    descriptor_.close(ec);
+    descriptor_.close();
   }
-  descriptor_.assign(fd.release(), ec);
-  came_non_blocking_ = (flags & O_NONBLOCK) != 0;
+  descriptor_.assign(fd.release());
+  came_non_blocking_ = non_blocking_ = (flags & O_NONBLOCK) != 0;
 }
 
 void pipe_end::assign(unique_fd fd) {
@@ -88,22 +97,26 @@ void pipe_end::assign(unique_fd fd) {
 }
 
 void pipe_end::ensure_non_blocking(error_code& ec) {
-  // Asio keeps the same flag for its own async operations, so it never sets it again.
-  if (!descriptor_.native_non_blocking()) descriptor_.native_non_blocking(true, ec);
+  if (non_blocking_) return;
+  const int flags = ::fcntl(descriptor_.native_handle(), F_GETFL);
+  if (flags < 0 || ::fcntl(descriptor_.native_handle(), F_SETFL, flags | O_NONBLOCK) < 0) {
+    ec = last_error();
+    return;
+  }
+  non_blocking_ = true;
 }
 
 bool pipe_end::plain_async(bool write) noexcept {
   if (!descriptor_.is_open() || deadline_ || (wait_first_ && !write)) return false;
-  if (write && !sigpipe_ignored()) return false;
   error_code ec;
   ensure_non_blocking(ec);
   return !ec;
 }
 
 void pipe_end::restore_mode() noexcept {
-  if (!descriptor_.is_open() || came_non_blocking_ || !descriptor_.native_non_blocking()) return;
-  error_code ignored;
-  descriptor_.native_non_blocking(false, ignored);
+  if (!descriptor_.is_open() || came_non_blocking_ || !non_blocking_) return;
+  const int flags = ::fcntl(descriptor_.native_handle(), F_GETFL);
+  if (flags >= 0 && ::fcntl(descriptor_.native_handle(), F_SETFL, flags & ~O_NONBLOCK) == 0) non_blocking_ = false;
 }
 
 unique_fd pipe_end::release() {
@@ -117,7 +130,7 @@ void pipe_end::close(error_code& ec) {
   ec.clear();
   held_.reset();
   restore_mode();
-  if (descriptor_.is_open()) descriptor_.close(ec);
+  descriptor_.close();
   timer_.cancel();
 }
 
@@ -128,7 +141,7 @@ void pipe_end::close() {
 }
 
 void pipe_end::cancel() {
-  if (descriptor_.is_open()) descriptor_.cancel();
+  descriptor_.cancel();
   timer_.cancel();
 }
 
@@ -165,30 +178,29 @@ std::size_t pipe_end::buffer_size() {
   return size;
 }
 
-std::size_t pipe_end::try_io(const iovec_array& iov, bool write, error_code& ec) noexcept {
+attempt_status pipe_end::try_io(const ::iovec* iov, int count, bool write, std::size_t& n,
+                                error_code& ec) noexcept {
   const int fd = descriptor_.native_handle();
   for (;;) {
-    const long n = write ? write_without_sigpipe(fd, iov.iov.data(), iov.count)
-                         : scatter_read(fd, iov.iov.data(), iov.count);
-    if (n > 0) {
+    const long moved = write ? write_without_sigpipe(fd, iov, count) : scatter_read(fd, iov, count);
+    if (moved > 0) {
       // A writer has come: from now on a read that finds none is EOF (docs/pipe.md).
       if (!write) wait_first_ = false;
-      return static_cast<std::size_t>(n);
+      n = static_cast<std::size_t>(moved);
+      return attempt_status::finished;
     }
-    if (n == 0) {
+    n = 0;
+    if (moved == 0) {
       if (!write) {
         ec = boost::asio::error::eof;
         wait_first_ = false;
       }
-      return 0;
+      return attempt_status::finished;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
-      ec = boost::asio::error::would_block;
-    } else {
-      ec = last_error();
-    }
-    return 0;
+    if (errno == EAGAIN) return attempt_status::would_block;
+    ec = last_error();
+    return attempt_status::finished;
   }
 }
 
@@ -232,9 +244,8 @@ std::size_t pipe_end::io(const iovec_array& iov, bool write, error_code& ec) {
 std::size_t pipe_end::wait_and_io(const iovec_array& iov, bool write, bool wait, error_code& ec) {
   for (;;) {
     if (!wait) {
-      const std::size_t n = try_io(iov, write, ec);
-      if (ec != boost::asio::error::would_block) return n;
-      ec.clear();
+      std::size_t n = 0;
+      if (try_io(iov.iov.data(), iov.count, write, n, ec) == attempt_status::finished) return n;
     }
     wait = false;
     int timeout_ms = -1;

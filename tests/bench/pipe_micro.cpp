@@ -23,11 +23,15 @@
 // its own profile: the difference of two runs with N and 2N round trips, divided by N,
 // is the instructions per round trip (per echo in the child's profile).
 #include <ipckit/event_loop.hpp>
+#include <ipckit/detail/immediate_completions.hpp>
 #include <ipckit/net.hpp>
 #include <ipckit/pipe.hpp>
 #include <ipckit/signal.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/defer.hpp>
+#include <boost/asio/detail/epoll_reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
@@ -166,6 +170,121 @@ struct async_side {
   }
 };
 
+
+// EXPERIMENT: the least a pipe read on Asio's loop can cost: the descriptor in the
+// reactor's epoll set with our own scheduler_operation, no reactor op machinery.
+template <class Tag, auto Pointer>
+struct expose {
+  friend auto member(Tag) { return Pointer; }
+};
+struct reactor_epoll_fd {
+  friend auto member(reactor_epoll_fd);
+};
+template struct expose<reactor_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_>;
+
+namespace ad = boost::asio::detail;
+struct direct_reader : ad::scheduler_operation {
+  int fd;
+  ad::scheduler* sched;
+  char* buf;
+  std::size_t want;
+  bool pending = false;
+  bool drain = false;
+  void (*done)(void*, long);
+  void* ctx;
+  direct_reader() : ad::scheduler_operation(&direct_reader::do_complete) {}
+  static void do_complete(void* owner, ad::scheduler_operation* base, const boost::system::error_code&, std::size_t) {
+    if (!owner) return;
+    auto* self = static_cast<direct_reader*>(base);
+    if (!self->pending) { self->sched->compensating_work_started(); return; }
+    const long n = ::read(self->fd, self->buf, self->want);
+    if (n < 0 && errno == EAGAIN) { self->sched->compensating_work_started(); return; }
+    self->pending = false;
+    if (self->drain) {
+      ipckit::detail::immediate_drain drain(owner);
+      self->done(self->ctx, n);
+      drain.run();
+    } else {
+      self->done(self->ctx, n);
+    }
+  }
+  // true: completed now with n
+  void start(char* b, std::size_t w) {
+    buf = b; want = w;
+    pending = true;
+    sched->work_started();
+  }
+};
+
+template <bool Defer>
+struct direct_side {
+  const side& s;
+  direct_reader r;
+  boost::asio::io_context& io;
+  char buffer[message] = "ping";
+  long done = 0;
+  void start() {
+    if (done == s.count) return;
+    if (s.pinger) send();
+    else receive();
+  }
+  void send() {
+    check(::write(s.out, buffer, message) == long(message), "write");
+    if constexpr (Defer) {
+      boost::asio::defer(io.get_executor(), [this] { after_send(); });
+    } else {
+      after_send();
+    }
+  }
+  void after_send() {
+    if (s.pinger) receive();
+    else next();
+  }
+  void receive() {
+    const long n = ::read(s.in, buffer, message);
+    if (n > 0) {
+      // immediate: would be posted as well
+      if constexpr (Defer) boost::asio::defer(io.get_executor(), [this, n] { received(n); });
+      else received(n);
+      return;
+    }
+    r.start(buffer, message);
+  }
+  static void on_read(void* c, long n) { static_cast<direct_side*>(c)->received(n); }
+  void received(long n) {
+    check(n == long(message), "direct read");
+    if (s.pinger) next();
+    else send();
+  }
+  void next() {
+    ++done;
+    if (s.pinger) s.lap(done);
+    start();
+  }
+};
+
+template <bool Defer>
+void direct_way(const side& s, bool drain = false) {
+  set_non_blocking(s.in);
+  set_non_blocking(s.out);
+  ipckit::event_loop loop(1);
+  auto& reactor = boost::asio::use_service<ad::epoll_reactor>(loop.context());
+  reactor.init_task();
+  direct_side<Defer> d{s, {}, loop.context()};
+  d.r.fd = s.in;
+  d.r.sched = &boost::asio::use_service<ad::scheduler>(loop.context());
+  d.r.done = &direct_side<Defer>::on_read;
+  d.r.ctx = &d;
+  d.r.drain = drain;
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLET;
+  event.data.ptr = &d.r;
+  check(::epoll_ctl(reactor.*member(reactor_epoll_fd{}), EPOLL_CTL_ADD, s.in, &event) == 0, "epoll_ctl");
+  d.start();
+  loop.run();
+  check(d.done == s.count, "direct ended early");
+}
+
 // The bare way's descriptors, on io_context's own executor type.
 using bare_descriptor = boost::asio::posix::basic_stream_descriptor<boost::asio::io_context::executor_type>;
 
@@ -201,6 +320,9 @@ void run_way(const std::string& way, const side& s) {
     check(a.done == s.count, "ipckit_async_unix ended early");
     return;
   }
+  if (way == "direct") return direct_way<false>(s);
+  if (way == "direct_defer") return direct_way<true>(s);
+  if (way == "direct_drain") return direct_way<true>(s, true);
   if (way == "asio_bare") {
     boost::asio::io_context io(1);
     bare_descriptor reader(io.get_executor(), s.in), writer(io.get_executor(), s.out);

@@ -2,15 +2,16 @@
 #pragma once
 
 #include <ipckit/detail/draining_handler.hpp>
+#include <ipckit/detail/polled_descriptor.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/unique_fd.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -20,6 +21,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <type_traits>
+#include <utility>
 #include <sys/uio.h>
 
 namespace ipckit::detail {
@@ -66,9 +69,9 @@ class pipe_end {
   pipe_end& operator=(pipe_end&& other) noexcept;
   ~pipe_end();
 
-  executor_type get_executor() noexcept { return descriptor_.get_executor(); }
+  executor_type get_executor() const noexcept { return descriptor_.get_executor(); }
   bool is_open() const noexcept { return descriptor_.is_open(); }
-  int native_handle() noexcept { return descriptor_.native_handle(); }
+  int native_handle() const noexcept { return descriptor_.native_handle(); }
 
   /// Takes ownership of `fd`, leaving its O_NONBLOCK as it is (docs/pipe.md, "Blocking
   /// and non-blocking mode").
@@ -103,19 +106,21 @@ class pipe_end {
   void hold(unique_fd fd) noexcept { held_ = std::move(fd); }
 
  protected:
-  boost::asio::posix::stream_descriptor& descriptor() noexcept { return descriptor_; }
   std::size_t io(const iovec_array& iov, bool write, error_code& ec);
   [[noreturn]] void fail(const char* op, const error_code& ec);
 
  private:
   template <class Buffers>
   friend struct pipe_io_op;
+  template <class Buffers>
+  friend struct pipe_attempt;
   template <bool Write>
   friend struct initiate_pipe_io;
 
-  // One attempt: bytes moved, or ec (would_block when it must wait). It waits in the
-  // kernel only while the descriptor is still in blocking mode.
-  std::size_t try_io(const iovec_array& iov, bool write, error_code& ec) noexcept;
+  // One read or write: finished with `n` bytes moved or `ec` (EOF is eof), or would_block
+  // when it must wait. It waits in the kernel only while the descriptor is still in
+  // blocking mode.
+  attempt_status try_io(const ::iovec* iov, int count, bool write, std::size_t& n, error_code& ec) noexcept;
   // io() from its first wait (`wait`) or its first try on: the loop of try and poll.
   std::size_t wait_and_io(const iovec_array& iov, bool write, bool wait, error_code& ec);
   // Sets O_NONBLOCK once (an async operation or a deadline needs it); it stays set until
@@ -123,113 +128,113 @@ class pipe_end {
   void ensure_non_blocking(error_code& ec);
   // Clears O_NONBLOCK again if this object set it.
   void restore_mode() noexcept;
-  // Whether Asio's own descriptor operation can do this async read or write as ipckit
-  // would: open, no deadline, no first wait (FIFO readers), a write that needs no SIGPIPE
-  // mask; sets O_NONBLOCK when it says yes.
+  // Whether an async read or write is one attempt on the descriptor, with nothing around
+  // it: open, no deadline, no first wait (FIFO readers); sets O_NONBLOCK when it says yes.
   bool plain_async(bool write) noexcept;
 
-  boost::asio::posix::stream_descriptor descriptor_;
+  polled_descriptor descriptor_;
   boost::asio::steady_timer timer_;
   std::optional<clock::time_point> deadline_;
   bool wait_first_ = false;
   bool came_non_blocking_ = false;  ///< O_NONBLOCK was already set when assigned
+  bool non_blocking_ = false;       ///< O_NONBLOCK is set now
   unique_fd held_;
 };
 
-/// The async read/write state machine: try at once; if the pipe is not ready, wait for
-/// readiness (racing the deadline timer when one is set) and try again.
+/// Whether poll() says POLLIN or POLLHUP now.
+bool readable(int fd) noexcept;
+
+/// One async read or write as a polled_descriptor attempt: a read or write that does not
+/// wait, made at once and again at each readiness edge. `poll_first` (a FIFO reader's
+/// first read, since a FIFO with no writer yet reads as EOF) makes the first try only
+/// ask whether the descriptor is readable.
+template <class Buffers>
+struct pipe_attempt {
+  pipe_end* end;
+  Buffers buffers;
+  bool write;
+  bool poll_first = false;
+
+  attempt_status operator()(error_code& ec, std::size_t& n) {
+    if (poll_first) {
+      if (!readable(end->native_handle())) return attempt_status::would_block;
+      poll_first = false;
+    }
+    // Asio's convention: an empty buffer is done at once, with 0 bytes.
+    if constexpr (std::is_convertible_v<const Buffers&, boost::asio::const_buffer>) {
+      // One buffer (the usual case), without the loop over a sequence.
+      const boost::asio::const_buffer b(buffers);
+      const ::iovec one{const_cast<void*>(b.data()), b.size()};
+      return one.iov_len == 0 ? attempt_status::finished : end->try_io(&one, 1, write, n, ec);
+    } else {
+      const iovec_array iov(buffers);
+      return iov.total == 0 ? attempt_status::finished : end->try_io(iov.iov.data(), iov.count, write, n, ec);
+    }
+  }
+};
+
+/// The async read/write with a deadline or a FIFO reader's first wait: the attempt,
+/// racing the deadline timer when one is set.
 template <class Buffers>
 struct pipe_io_op {
   pipe_end* end;
   Buffers buffers;
   bool write;
-  enum { starting, waiting, finished } state = starting;
-  error_code result_ec{};
-  std::size_t result_n = 0;
 
   template <class Self>
-  void operator()(Self& self, error_code ec = {}) {
-    if (state == finished) return self.complete(result_ec, result_n);
-    if (state == waiting) {
-      if (ec) return self.complete(ec, 0);
-      return attempt(self);
-    }
-    // starting: the first attempt must not complete inside the initiating call.
-    state = finished;
-    if (end->descriptor_.is_open()) {
-      // The loop thread must never wait in a read or write.
-      end->ensure_non_blocking(result_ec);
-      if (result_ec) return post_completion(end->descriptor_.get_executor(), std::move(self));
-    }
-    iovec_array iov(buffers);
-    if (!end->descriptor_.is_open()) {
-      result_ec = boost::asio::error::bad_descriptor;
-    } else if (iov.total == 0) {
-      // Asio's convention: an empty buffer completes at once with 0 bytes.
-    } else if (end->deadline_ && pipe_end::clock::now() >= *end->deadline_) {
-      result_ec = ipckit::errc::timeout;
-    } else if (!end->wait_first_) {
-      result_n = end->try_io(iov, write, result_ec);
-      if (result_ec == boost::asio::error::would_block) return wait(self);
-    } else {
-      return wait(self);
-    }
-    post_completion(end->descriptor_.get_executor(), std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, std::array<std::size_t, 2> order, error_code wait_ec,
-                  error_code timer_ec) {
-    if (order[0] == 1 && !timer_ec) return self.complete(ipckit::errc::timeout, 0);
-    if (wait_ec) return self.complete(wait_ec, 0);
-    attempt(self);
-  }
-
-  template <class Self>
-  void attempt(Self& self) {
-    iovec_array iov(buffers);
+  void operator()(Self& self) {
+    // The first attempt must not complete inside the initiating call: the descriptor's
+    // attempt posts it when it finishes at once.
     error_code ec;
-    const std::size_t n = end->try_io(iov, write, ec);
-    if (ec == boost::asio::error::would_block) return wait(self);
+    if (end->descriptor_.is_open()) end->ensure_non_blocking(ec);  // the loop never waits in a call
+    if (!ec && end->deadline_ && pipe_end::clock::now() >= *end->deadline_) ec = ipckit::errc::timeout;
+    if (ec) {
+      return post_completion(end->descriptor_.get_executor(), boost::asio::append(std::move(self), ec, std::size_t{0}));
+    }
+    const auto direction = write ? attempt_direction::write : attempt_direction::read;
+    pipe_attempt<Buffers> attempt{end, buffers, write, end->wait_first_ && !write};
+    if (!end->deadline_) return end->descriptor_.template async_attempt<std::size_t>(direction, attempt, std::move(self));
+    end->timer_.expires_at(*end->deadline_);
+    boost::asio::experimental::make_parallel_group(
+        end->descriptor_.template async_attempt<std::size_t>(direction, attempt, boost::asio::deferred),
+        end->timer_.async_wait(boost::asio::deferred))
+        .async_wait(boost::asio::experimental::wait_for_one(), std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, error_code ec, std::size_t n) {
     self.complete(ec, n);
   }
 
   template <class Self>
-  void wait(Self& self) {
-    state = waiting;
-    const auto direction = write ? boost::asio::posix::stream_descriptor::wait_write
-                                 : boost::asio::posix::stream_descriptor::wait_read;
-    if (!end->deadline_) return end->descriptor_.async_wait(direction, std::move(self));
-    end->timer_.expires_at(*end->deadline_);
-    boost::asio::experimental::make_parallel_group(
-        end->descriptor_.async_wait(direction, boost::asio::deferred),
-        end->timer_.async_wait(boost::asio::deferred))
-        .async_wait(boost::asio::experimental::wait_for_one(), std::move(self));
+  void operator()(Self& self, std::array<std::size_t, 2> order, error_code io_ec, std::size_t n,
+                  error_code timer_ec) {
+    // An attempt that moved data (or met EOF or an error) reports it, whichever came first.
+    if (io_ec != boost::asio::error::operation_aborted) return self.complete(io_ec, n);
+    if (order[0] == 1 && !timer_ec) return self.complete(ipckit::errc::timeout, 0);
+    self.complete(io_ec, 0);
   }
 };
 
 /// Starts an async read_some (Write false) or write_some. The common case, no deadline and
-/// SIGPIPE ignored through ipckit for writes, is Asio's own descriptor operation: it tries
-/// at once, waits without re-arming epoll (an async_wait re-arms it each time) and costs
-/// no composed operation around it (docs/performance-findings.md, findings 3 and 4). The
-/// rest goes through pipe_io_op.
+/// no first wait, is the attempt alone: tried at once, waiting without re-arming epoll and
+/// with no composed operation around it (docs/performance-findings.md, findings 3 and 4).
+/// The rest goes through pipe_io_op.
 template <bool Write>
 struct initiate_pipe_io {
   pipe_end* end;
 
   template <class Handler, class Buffers>
   void operator()(Handler&& handler, const Buffers& buffers) const {
-    if (end->plain_async(Write)) {
-      if constexpr (Write) {
-        end->descriptor_.async_write_some(buffers, draining(std::forward<Handler>(handler)));
-      } else {
-        end->descriptor_.async_read_some(buffers, draining(std::forward<Handler>(handler)));
-      }
+    const auto direction = Write ? attempt_direction::write : attempt_direction::read;
+    if ((end->non_blocking_ && end->descriptor_.is_open() && !end->deadline_ && (Write || !end->wait_first_)) ||
+        end->plain_async(Write)) {
+      end->descriptor_.template async_attempt<std::size_t>(direction, pipe_attempt<Buffers>{end, buffers, Write},
+                                                           std::forward<Handler>(handler));
       return;
     }
-    auto wrapped = draining(std::forward<Handler>(handler));
-    boost::asio::async_compose<decltype(wrapped), void(error_code, std::size_t)>(
-        pipe_io_op<Buffers>{end, buffers, Write}, wrapped, end->descriptor_);
+    boost::asio::async_compose<std::decay_t<Handler>, void(error_code, std::size_t)>(
+        pipe_io_op<Buffers>{end, buffers, Write}, handler, end->descriptor_);
   }
 };
 
