@@ -392,6 +392,7 @@ blocking_service::blocking_service(boost::asio::execution_context& context)
   // wake costs less than the eventfd's write, read and epoll_wait. A reactor made later
   // leaves workers posting.
   impl_->use_channel = boost::asio::has_service<boost::asio::detail::reactor>(context);
+  if (impl_->use_channel) prepare_polled_descriptors(context);
 }
 
 blocking_service::~blocking_service() { shutdown(); }

@@ -130,11 +130,14 @@ class polled_registry : public boost::asio::detail::execution_context_service_ba
   void shutdown() override {
     // As the reactor's shutdown: the waiting operations are destroyed, not run.
     completions abandoned;
-    std::lock_guard lock(mutex_);
-    for (polled_state* state = in_use_; state; state = state->next) {
-      std::lock_guard state_lock(state->mutex);
-      for (auto& queue : state->waiting) abandoned.push(queue);
+    {
+      std::lock_guard lock(mutex_);
+      for (polled_state* state = in_use_; state; state = state->next) {
+        std::lock_guard state_lock(state->mutex);
+        for (auto& queue : state->waiting) abandoned.push(queue);
+      }
     }
+    // Outside the locks: a handler's destructor may close a descriptor.
     scheduler_.abandon_operations(abandoned);
   }
 
@@ -225,6 +228,10 @@ polled_registry& registry_of(const boost::asio::any_io_executor& ex) {
 }
 
 }  // namespace
+
+void prepare_polled_descriptors(boost::asio::execution_context& context) {
+  boost::asio::use_service<polled_registry>(context);
+}
 
 polled_descriptor::polled_descriptor(const executor_type& ex)
     : executor_(ex), registry_(&registry_of(ex)), scheduler_(&registry_->scheduler()) {}

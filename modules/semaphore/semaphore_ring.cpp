@@ -118,7 +118,7 @@ struct semaphore_ring_service::impl {
     // down after it (Asio goes newest first), as the descriptor needs. A context whose
     // named semaphores fall back to the pool gets none from us: the pool hands
     // completions to a loop without a reactor more cheaply (finding 6).
-    boost::asio::use_service<boost::asio::detail::reactor>(context).init_task();
+    prepare_polled_descriptors(context);
     ring->scheduler = &boost::asio::use_service<boost::asio::detail::scheduler>(context);
     return ring;
   }

@@ -1,5 +1,7 @@
 // detail::polled_descriptor: an attempt runs at once, and again at each edge; one that
-// finished_and_drained makes the next attempt wait for an edge instead.
+// finished_and_drained makes the next attempt wait for an edge instead. Its registration
+// in the reactor's epoll set is ipckit's own: release() takes it out, and a forked child's
+// notify_fork puts it in the child's new set.
 #include <ipckit/detail/polled_descriptor.hpp>
 
 #include "test_support.hpp"
@@ -8,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <optional>
 #include <cstdint>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <type_traits>
 #include <unistd.h>
@@ -18,6 +22,7 @@ namespace {
 using ipckit::error_code;
 using ipckit::detail::attempt_direction;
 using ipckit::detail::attempt_status;
+using ipckit::test::reap_within;
 using ipckit::test::run_until;
 using namespace std::chrono_literals;
 
@@ -91,6 +96,65 @@ TEST(polled_descriptor, an_edge_between_two_attempts_is_not_lost_after_a_drained
   loop.io.poll();  // the reactor sees the edge with no attempt pending
   loop.start(attempt_status::finished_and_drained, second);
   ASSERT_TRUE(run_until(loop.io, [&] { return second; }, 5s));
+}
+
+TEST(polled_descriptor, release_aborts_the_waiting_attempt_and_takes_the_descriptor_out_of_the_epoll_set) {
+  eventfd_on_loop loop;
+  std::optional<error_code> aborted;
+  loop.descriptor.async_attempt<void>(
+      attempt_direction::read, [](error_code&) { return false; }, [&](error_code ec) { aborted = ec; });
+  const int fd = loop.descriptor.release();
+  EXPECT_EQ(fd, loop.fd);
+  EXPECT_FALSE(loop.descriptor.is_open());
+  ASSERT_TRUE(run_until(loop.io, [&] { return aborted.has_value(); }));
+  EXPECT_EQ(*aborted, boost::asio::error::operation_aborted);
+  ASSERT_GE(::fcntl(fd, F_GETFD), 0) << "release() closed the descriptor";
+
+  // Registered again by a new owner: an epoll set still holding it would refuse (EEXIST).
+  ipckit::detail::polled_descriptor again(loop.io.get_executor());
+  again.assign(fd);
+  std::optional<error_code> read;
+  again.async_attempt<void>(
+      attempt_direction::read,
+      [fd](error_code&) {
+        std::uint64_t count;
+        return ::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count);
+      },
+      [&](error_code ec) { read = ec; });
+  loop.io.restart();
+  loop.io.poll();
+  loop.post_one();
+  ASSERT_TRUE(run_until(loop.io, [&] { return read.has_value(); }));
+  EXPECT_FALSE(*read) << read->message();
+}
+
+// The reactor's fork_child makes a new epoll set holding only Asio's own descriptors; the
+// registry puts its descriptors in it too, or a child's wait would never end.
+TEST(polled_descriptor, a_forked_child_waits_on_its_copy_after_notify_fork) {
+  eventfd_on_loop loop;
+  bool first = false;
+  loop.start(true, first);  // would block: registered
+  loop.post_one();
+  ASSERT_TRUE(run_until(loop.io, [&] { return first; }));
+
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    loop.io.notify_fork(boost::asio::execution_context::fork_child);
+    bool in_child = false;
+    loop.start(true, in_child);
+    loop.io.restart();
+    loop.io.poll();
+    loop.post_one();
+    ::_exit(run_until(loop.io, [&] { return in_child; }, 5s) ? 0 : 2);
+  }
+  EXPECT_EQ(reap_within(child), 0) << "the child's attempt did not complete";
+  // The parent's registration is its own still.
+  loop.io.notify_fork(boost::asio::execution_context::fork_parent);
+  bool in_parent = false;
+  loop.start(true, in_parent);
+  loop.post_one();
+  EXPECT_TRUE(run_until(loop.io, [&] { return in_parent; }));
 }
 
 }  // namespace

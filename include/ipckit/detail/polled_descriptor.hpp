@@ -131,6 +131,11 @@ struct polled_state;
 /// The per-context service that keeps the records (polled_descriptor.cpp).
 class polled_registry;
 
+/// Makes `context`'s reactor and the registry of polled descriptors now. A service that will
+/// own polled_descriptors calls it in its constructor: Asio shuts down and destroys
+/// services newest first, so both then outlive the descriptors it closes.
+void prepare_polled_descriptors(boost::asio::execution_context& context);
+
 /// Owns one descriptor and its registration in the epoll set of the loop's reactor.
 ///
 /// The registration is ipckit's own, not Asio's descriptor service: the reactor hands
