@@ -238,6 +238,7 @@ polled_descriptor::polled_descriptor(const executor_type& ex)
 
 polled_descriptor::polled_descriptor(polled_descriptor&& other) noexcept
     : executor_(other.executor_),
+      context_executor_(context_executor()),
       registry_(other.registry_),
       scheduler_(other.scheduler_),
       fd_(std::exchange(other.fd_, -1)),
@@ -247,6 +248,7 @@ polled_descriptor& polled_descriptor::operator=(polled_descriptor&& other) noexc
   if (this != &other) {
     close();
     executor_ = other.executor_;
+    context_executor_ = context_executor();
     registry_ = other.registry_;
     scheduler_ = other.scheduler_;
     fd_ = std::exchange(other.fd_, -1);

@@ -11,7 +11,10 @@
 //   asio_bare        the same descriptors' async_read_some/async_write_some on a bare
 //                    io_context's own executor type (the least Asio does)
 //   ipckit_async     pipe_reader/pipe_writer, async_read + async_write, on an event_loop
+//   ipckit_bare      pipe_reader/pipe_writer, async_read_some + async_write_some
 //   ipckit_blocking  pipe_reader/pipe_writer, asio::read + asio::write
+//   direct, direct_defer, direct_drain
+//                    the floor under ipckit_async: see direct_way below
 // and, on a unix stream socketpair instead of two pipes (for comparison):
 //   raw_epoll_unix, raw_blocking_unix, asio_unix (local::stream_protocol::socket),
 //   ipckit_async_unix and ipckit_blocking_unix (net::conn)
@@ -24,6 +27,8 @@
 // is the instructions per round trip (per echo in the child's profile).
 #include <ipckit/event_loop.hpp>
 #include <ipckit/detail/immediate_completions.hpp>
+
+#include "asio_private.hpp"
 #include <ipckit/net.hpp>
 #include <ipckit/pipe.hpp>
 #include <ipckit/signal.hpp>
@@ -52,6 +57,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
+
+namespace ipckit::detail {
+IPCKIT_EXPOSE(pipe_micro_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_);
+}
 
 namespace {
 
@@ -171,86 +180,81 @@ struct async_side {
 };
 
 
-// EXPERIMENT: the least a pipe read on Asio's loop can cost: the descriptor in the
-// reactor's epoll set with our own scheduler_operation, no reactor op machinery.
-template <class Tag, auto Pointer>
-struct expose {
-  friend auto member(Tag) { return Pointer; }
-};
-struct reactor_epoll_fd {
-  friend auto member(reactor_epoll_fd);
-};
-template struct expose<reactor_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_>;
-
+// The "direct" ways: the least a pipe ping-pong on ipckit's event_loop can cost. The read
+// end sits in the reactor's epoll set with a scheduler_operation of this program's (what
+// detail::polled_descriptor does), and nothing else is between the handler and the
+// system calls: no operation object, no type-erased handler or executor, no composed
+// read. The reply's completion runs inline (direct), is deferred to the scheduler
+// (direct_defer: it then waits behind the reactor's epoll_wait(0) turn), or is deferred
+// and taken back by immediate_drain as ipckit's own completions are (direct_drain).
 namespace ad = boost::asio::detail;
+
 struct direct_reader : ad::scheduler_operation {
-  int fd;
-  ad::scheduler* sched;
-  char* buf;
-  std::size_t want;
+  int fd = -1;
+  ad::scheduler* scheduler = nullptr;
+  char* buffer = nullptr;
   bool pending = false;
   bool drain = false;
-  void (*done)(void*, long);
-  void* ctx;
-  direct_reader() : ad::scheduler_operation(&direct_reader::do_complete) {}
-  static void do_complete(void* owner, ad::scheduler_operation* base, const boost::system::error_code&, std::size_t) {
+  void (*done)(void*, long) = nullptr;
+  void* context = nullptr;
+
+  direct_reader() : ad::scheduler_operation(&direct_reader::ready) {}
+
+  // Run by the scheduler for each readiness event the reactor hands back.
+  static void ready(void* owner, ad::scheduler_operation* base, const boost::system::error_code&, std::size_t) {
     if (!owner) return;
     auto* self = static_cast<direct_reader*>(base);
-    if (!self->pending) { self->sched->compensating_work_started(); return; }
-    const long n = ::read(self->fd, self->buf, self->want);
-    if (n < 0 && errno == EAGAIN) { self->sched->compensating_work_started(); return; }
-    self->pending = false;
-    if (self->drain) {
-      ipckit::detail::immediate_drain drain(owner);
-      self->done(self->ctx, n);
-      drain.run();
-    } else {
-      self->done(self->ctx, n);
+    const long n = self->pending ? ::read(self->fd, self->buffer, message) : -1;
+    if (n < 0) {
+      // Not a completion: make up for the unit of work the scheduler takes for this run.
+      self->scheduler->compensating_work_started();
+      return;
     }
+    self->pending = false;
+    ipckit::detail::immediate_drain drain(self->drain ? owner : nullptr);
+    self->done(self->context, n);
+    drain.run();
   }
-  // true: completed now with n
-  void start(char* b, std::size_t w) {
-    buf = b; want = w;
+
+  void wait(char* into) {
+    buffer = into;
     pending = true;
-    sched->work_started();
+    scheduler->work_started();
   }
 };
 
 template <bool Defer>
 struct direct_side {
   const side& s;
-  direct_reader r;
   boost::asio::io_context& io;
+  direct_reader reader;
   char buffer[message] = "ping";
   long done = 0;
+
   void start() {
     if (done == s.count) return;
     if (s.pinger) send();
     else receive();
   }
+  template <class F>
+  void complete(F f) {
+    if constexpr (Defer) boost::asio::defer(io.get_executor(), f);
+    else f();
+  }
   void send() {
     check(::write(s.out, buffer, message) == long(message), "write");
-    if constexpr (Defer) {
-      boost::asio::defer(io.get_executor(), [this] { after_send(); });
-    } else {
-      after_send();
-    }
-  }
-  void after_send() {
-    if (s.pinger) receive();
-    else next();
+    complete([this] {
+      if (s.pinger) receive();
+      else next();
+    });
   }
   void receive() {
     const long n = ::read(s.in, buffer, message);
-    if (n > 0) {
-      // immediate: would be posted as well
-      if constexpr (Defer) boost::asio::defer(io.get_executor(), [this, n] { received(n); });
-      else received(n);
-      return;
-    }
-    r.start(buffer, message);
+    if (n > 0) return complete([this, n] { received(n); });
+    check(errno == EAGAIN, "read");
+    reader.wait(buffer);
   }
-  static void on_read(void* c, long n) { static_cast<direct_side*>(c)->received(n); }
+  static void on_read(void* self, long n) { static_cast<direct_side*>(self)->received(n); }
   void received(long n) {
     check(n == long(message), "direct read");
     if (s.pinger) next();
@@ -264,22 +268,23 @@ struct direct_side {
 };
 
 template <bool Defer>
-void direct_way(const side& s, bool drain = false) {
+void direct_way(const side& s, bool drain) {
   set_non_blocking(s.in);
   set_non_blocking(s.out);
   ipckit::event_loop loop(1);
   auto& reactor = boost::asio::use_service<ad::epoll_reactor>(loop.context());
   reactor.init_task();
-  direct_side<Defer> d{s, {}, loop.context()};
-  d.r.fd = s.in;
-  d.r.sched = &boost::asio::use_service<ad::scheduler>(loop.context());
-  d.r.done = &direct_side<Defer>::on_read;
-  d.r.ctx = &d;
-  d.r.drain = drain;
+  direct_side<Defer> d{s, loop.context()};
+  d.reader.fd = s.in;
+  d.reader.scheduler = &boost::asio::use_service<ad::scheduler>(loop.context());
+  d.reader.drain = drain;
+  d.reader.done = &direct_side<Defer>::on_read;
+  d.reader.context = &d;
   epoll_event event{};
   event.events = EPOLLIN | EPOLLET;
-  event.data.ptr = &d.r;
-  check(::epoll_ctl(reactor.*member(reactor_epoll_fd{}), EPOLL_CTL_ADD, s.in, &event) == 0, "epoll_ctl");
+  event.data.ptr = &d.reader;
+  const int epoll_fd = ipckit::detail::private_field<ipckit::detail::pipe_micro_epoll_fd>(reactor);
+  check(::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, s.in, &event) == 0, "epoll_ctl");
   d.start();
   loop.run();
   check(d.done == s.count, "direct ended early");
@@ -320,8 +325,8 @@ void run_way(const std::string& way, const side& s) {
     check(a.done == s.count, "ipckit_async_unix ended early");
     return;
   }
-  if (way == "direct") return direct_way<false>(s);
-  if (way == "direct_defer") return direct_way<true>(s);
+  if (way == "direct") return direct_way<false>(s, false);
+  if (way == "direct_defer") return direct_way<true>(s, false);
   if (way == "direct_drain") return direct_way<true>(s, true);
   if (way == "asio_bare") {
     boost::asio::io_context io(1);
@@ -351,6 +356,13 @@ void run_way(const std::string& way, const side& s) {
       if (!s.pinger) boost::asio::write(writer, boost::asio::buffer(buffer, message));
       else s.lap(i + 1);
     }
+    return;
+  }
+  if (way == "ipckit_bare") {
+    async_side<ipckit::pipe_reader, ipckit::pipe_writer, true> b{s, reader, writer};
+    b.start();
+    loop.run();
+    check(b.done == s.count, "ipckit_bare ended early");
     return;
   }
   check(way == "ipckit_async", "unknown way");

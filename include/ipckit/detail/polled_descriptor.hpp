@@ -16,6 +16,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/detail/bind_handler.hpp>
 #include <boost/asio/detail/fenced_block.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
@@ -205,15 +206,23 @@ class polled_descriptor {
 
   template <class Result, class Attempt, class Handler>
   void start(attempt_direction direction, Attempt attempt, Handler& handler) {
+    // An io_context's own executor, not type-erased, makes the handler's work tracking
+    // and its upcall plain calls (Asio's handler_work compares any_io_executors).
+    if (context_executor_) start_with<Result>(direction, std::move(attempt), handler, *context_executor_);
+    else start_with<Result>(direction, std::move(attempt), handler, executor_);
+  }
+
+  template <class Result, class Attempt, class Handler, class IoExecutor>
+  void start_with(attempt_direction direction, Attempt attempt, Handler& handler, const IoExecutor& io_executor) {
     namespace ad = boost::asio::detail;
-    using op = attempt_op<Result, Attempt, Handler, executor_type>;
+    using op = attempt_op<Result, Attempt, Handler, IoExecutor>;
     // When a drain on this thread can take an immediate completion back, it is posted as
     // a continuation: into this thread's private queue, where the drain looks for it.
     const bool is_continuation =
         immediate_drain::active(scheduler_) || boost_asio_handler_cont_helpers::is_continuation(handler);
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
     typename op::ptr p = {ad::addressof(handler), op::ptr::allocate(handler), nullptr};
-    p.p = new (p.v) op(std::move(attempt), handler, executor_);
+    p.p = new (p.v) op(std::move(attempt), handler, io_executor);
     bool try_at_once = true;
     if (!state_) {
       // The first attempt of an unregistered descriptor runs here (a closed one's attempt
@@ -248,7 +257,13 @@ class polled_descriptor {
   // Aborts what waits and takes the descriptor out of the epoll set.
   void unregister() noexcept;
 
+  // The executor_'s target when it is an io_context's executor with default properties.
+  const boost::asio::io_context::executor_type* context_executor() const noexcept {
+    return executor_.target<boost::asio::io_context::executor_type>();
+  }
+
   executor_type executor_;
+  const boost::asio::io_context::executor_type* context_executor_ = context_executor();
   polled_registry* registry_;
   void* scheduler_;  // Asio's detail::scheduler of the context (the key of immediate_drain)
   int fd_ = -1;
