@@ -1,5 +1,5 @@
-// The handler of an Asio socket or descriptor operation that ipckit starts (conn,
-// packet_conn, pipe ends), wrapped so that its upcall drains as a polled_descriptor
+// The handler of an Asio socket operation that ipckit starts (conn, packet_conn),
+// wrapped so that its upcall drains as a polled_descriptor
 // attempt's does (immediate_completions.hpp): the next operation it starts that finishes
 // at once (the reply written, the next message read) runs right after it returns,
 // without a turn of the scheduler's reactor in between (docs/performance-findings.md,

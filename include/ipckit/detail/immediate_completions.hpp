@@ -12,7 +12,7 @@
 // started that finished at once, its continuations) is taken back and completed as soon
 // as that handler has returned, up to `immediate_budget` in a row; then the scheduler has
 // its turn (the reactor, timers, other handlers). The handlers that drain so are
-// polled_descriptor's attempts and the Asio socket and descriptor operations ipckit
+// polled_descriptor's attempts (pipe ends among them) and the Asio socket operations ipckit
 // starts (draining_handler.hpp); while one runs, the operations started on the loop
 // finish at once into that private queue. A handler still never runs inside its
 // initiating call, only earlier than it would otherwise: before the reactor's next turn.

@@ -1,7 +1,8 @@
 // A descriptor on Asio's reactor whose asynchronous operations are "attempts": a
-// non-blocking call (mq_receive, an eventfd read, ...) that is tried at once and then
-// again each time the edge-triggered registration says the descriptor became ready.
-// Internal: message_queue and event_semaphore use it; users never include this header.
+// non-blocking call (a pipe read, mq_receive, an eventfd read, ...) that is tried at once
+// and then again each time the edge-triggered registration says the descriptor became
+// ready. Internal: pipe ends, message_queue, event_semaphore, the signal module, the
+// worker pool and the semaphore ring use it; users never include this header.
 //
 // Why not posix::stream_descriptor::async_wait: Asio re-arms epoll (EPOLL_CTL_MOD) for
 // every wait, one system call per operation (docs/performance-findings.md, finding 3). An attempt
