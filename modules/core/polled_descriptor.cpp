@@ -42,7 +42,9 @@ constexpr std::uint32_t readiness[2] = {EPOLLIN, EPOLLOUT};
 // of its own descriptor states, of which it touches only the scheduler_operation base (the
 // ready events and the queue link), then the scheduler runs it: perform(). So it is
 // completed by the scheduler exactly as Asio's states are, and like them it is never
-// freed while its context lives (an event for it may still be queued after close).
+// freed while its context lives (an event for it may still be queued after close). The
+// cast is sound in practice because the scheduler_operation is the only base of both
+// classes, so it sits at offset 0 of each (the Itanium ABI's primary base).
 struct polled_state : ad::scheduler_operation {
   polled_state() : ad::scheduler_operation(&polled_state::perform) {}
 
