@@ -138,22 +138,41 @@ void raw_epoll(const side& s) {
   ::close(ep);
 }
 
-// The async ways: Reader and Writer are Asio AsyncReadStream/AsyncWriteStream, driven
-// with async_read/async_write, or (Bare) with their own async_read_some/async_write_some
-// (a pipe moves 64 bytes whole).
-template <class Reader, class Writer, bool Bare = false>
-struct async_side {
+// The order of a ping-pong driven by completions (the async and direct ways): the pinger
+// sends first and laps after each echo, the echoer receives first. Derived has send()
+// and receive().
+template <class Derived>
+struct ping_pong {
   const side& s;
-  Reader& reader;
-  Writer& writer;
   char buffer[message] = "ping";
   long done = 0;
 
   void start() {
     if (done == s.count) return;
-    if (s.pinger) send();
-    else receive();
+    if (s.pinger) self().send();
+    else self().receive();
   }
+  void next() {
+    ++done;
+    if (s.pinger) s.lap(done);
+    start();
+  }
+  Derived& self() { return static_cast<Derived&>(*this); }
+};
+
+// The async ways: Reader and Writer are Asio AsyncReadStream/AsyncWriteStream, driven
+// with async_read/async_write, or (Bare) with their own async_read_some/async_write_some
+// (a pipe moves 64 bytes whole).
+template <class Reader, class Writer, bool Bare = false>
+struct async_side : ping_pong<async_side<Reader, Writer, Bare>> {
+  using ping_pong<async_side>::s;
+  using ping_pong<async_side>::buffer;
+  using ping_pong<async_side>::next;
+  Reader& reader;
+  Writer& writer;
+
+  async_side(const side& s, Reader& r, Writer& w) : ping_pong<async_side>{s}, reader(r), writer(w) {}
+
   void send() {
     auto sent = [this](boost::system::error_code ec, std::size_t n) {
       check(!ec && n == message, "async write");
@@ -172,13 +191,7 @@ struct async_side {
     if constexpr (Bare) reader.async_read_some(boost::asio::buffer(buffer, message), received);
     else boost::asio::async_read(reader, boost::asio::buffer(buffer, message), received);
   }
-  void next() {
-    ++done;
-    if (s.pinger) s.lap(done);
-    start();
-  }
 };
-
 
 // The "direct" ways: the least a pipe ping-pong on ipckit's event_loop can cost. The read
 // end sits in the reactor's epoll set with a scheduler_operation of this program's (what
@@ -224,18 +237,15 @@ struct direct_reader : ad::scheduler_operation {
 };
 
 template <bool Defer>
-struct direct_side {
-  const side& s;
+struct direct_side : ping_pong<direct_side<Defer>> {
+  using ping_pong<direct_side>::s;
+  using ping_pong<direct_side>::buffer;
+  using ping_pong<direct_side>::next;
   boost::asio::io_context& io;
   direct_reader reader;
-  char buffer[message] = "ping";
-  long done = 0;
 
-  void start() {
-    if (done == s.count) return;
-    if (s.pinger) send();
-    else receive();
-  }
+  direct_side(const side& s, boost::asio::io_context& context) : ping_pong<direct_side>{s}, io(context) {}
+
   template <class F>
   void complete(F f) {
     if constexpr (Defer) boost::asio::defer(io.get_executor(), f);
@@ -259,11 +269,6 @@ struct direct_side {
     check(n == long(message), "direct read");
     if (s.pinger) next();
     else send();
-  }
-  void next() {
-    ++done;
-    if (s.pinger) s.lap(done);
-    start();
   }
 };
 
