@@ -3,7 +3,6 @@
 #include <ipckit/message.hpp>
 
 #include <memory>
-#include <unistd.h>
 
 namespace daemon_demo {
 namespace {
@@ -23,7 +22,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
     error_code ec;
     const auto peer = channel_.next_layer().peer_credentials(ec);
     if (ec) return;
-    if (!peer_allowed(peer.uid))
+    if (!peer_allowed(peer))
       return send(failure("permission denied: uid " + std::to_string(peer.uid)), true);
     receive();
   }
@@ -56,7 +55,15 @@ class control_session : public std::enable_shared_from_this<control_session> {
 
 }  // namespace
 
-bool peer_allowed(uid_t peer_uid) { return peer_uid == ::geteuid() || peer_uid == 0; }
+bool peer_allowed(const ipckit::net::credentials& peer) {
+  static const ipckit::net::peer_policy ours_or_root = [] {
+    ipckit::net::peer_policy policy;
+    policy.same_uid = true;
+    policy.uids = {0};
+    return policy;
+  }();
+  return ours_or_root.allows(peer);
+}
 
 control_server::control_server(const ipckit::net::executor_type& ex, const std::string& address,
                                unsigned mode, handler answer)

@@ -32,7 +32,8 @@ class control_server {
   handler answer_;
 };
 
-/// A peer we answer: the daemon's own uid, or root.
-bool peer_allowed(uid_t peer_uid);
+/// A peer we answer: the daemon's own uid, or root (the library's peer_policy, applied by
+/// the session rather than by the listener, so that a refused peer is told why).
+bool peer_allowed(const ipckit::net::credentials& peer);
 
 }  // namespace daemon_demo
