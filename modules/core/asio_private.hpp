@@ -4,9 +4,17 @@
 
 #include <boost/version.hpp>
 
+namespace boost::asio::detail {
+class epoll_reactor;
+}
+
 static_assert(BOOST_VERSION / 100 == 1081, "ipckit reads Asio 1.81's private members");
 
 namespace ipckit::detail {
+
+// The reactor's epoll descriptor, which Asio keeps private: polled descriptors register
+// in it and the idle-loop watcher watches it (polled_descriptor.cpp defines it).
+int reactor_epoll_descriptor(boost::asio::detail::epoll_reactor& reactor) noexcept;
 
 // The rules of access do not apply to the template arguments of an explicit
 // instantiation, so one can define a friend that returns a pointer to a private member.

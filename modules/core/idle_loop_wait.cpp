@@ -30,12 +30,10 @@ IPCKIT_EXPOSE(scheduler_queue, &boost::asio::detail::scheduler::op_queue_);
 IPCKIT_EXPOSE(scheduler_task, &boost::asio::detail::scheduler::task_operation_);
 IPCKIT_EXPOSE(scheduler_task_interrupted, &boost::asio::detail::scheduler::task_interrupted_);
 IPCKIT_EXPOSE(scheduler_stopped, &boost::asio::detail::scheduler::stopped_);
-IPCKIT_EXPOSE(reactor_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_);
 
 namespace {
 
 namespace ad = boost::asio::detail;
-
 
 using scheduler_lock = ad::conditionally_enabled_mutex::scoped_lock;
 
@@ -180,7 +178,7 @@ bool idle_loop_waiter::start_watcher(boost::asio::execution_context& context) {
   count_forks();
   watcher_forks_ = forks.load(std::memory_order_relaxed);
   failed_ = true;
-  reactor_fd_ = private_field<reactor_epoll_fd>(boost::asio::use_service<ad::epoll_reactor>(context));
+  reactor_fd_ = reactor_epoll_descriptor(boost::asio::use_service<ad::epoll_reactor>(context));
   watch_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (watch_fd_ < 0 || stop_fd_ < 0 || reactor_fd_ < 0) return false;

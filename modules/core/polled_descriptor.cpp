@@ -24,7 +24,11 @@ static_assert(std::is_same_v<boost::asio::detail::reactor, boost::asio::detail::
 namespace ipckit::detail {
 
 // Asio's reactor has no public way to register a descriptor with a record of one's own.
-IPCKIT_EXPOSE(polled_reactor_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_);
+IPCKIT_EXPOSE(reactor_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_);
+
+int reactor_epoll_descriptor(boost::asio::detail::epoll_reactor& reactor) noexcept {
+  return private_field<reactor_epoll_fd>(reactor);
+}
 
 namespace {
 
@@ -89,7 +93,7 @@ class polled_registry : public boost::asio::detail::execution_context_service_ba
   }
 
   ad::scheduler& scheduler() noexcept { return scheduler_; }
-  int epoll_fd() noexcept { return private_field<polled_reactor_epoll_fd>(reactor_); }
+  int epoll_fd() noexcept { return reactor_epoll_descriptor(reactor_); }
 
   polled_state* enroll(int fd, error_code& ec) {
     polled_state* state = take_free();

@@ -106,13 +106,6 @@ void pipe_end::ensure_non_blocking(error_code& ec) {
   non_blocking_ = true;
 }
 
-bool pipe_end::plain_async(bool write) noexcept {
-  if (!descriptor_.is_open() || deadline_ || (wait_first_ && !write)) return false;
-  error_code ec;
-  ensure_non_blocking(ec);
-  return !ec;
-}
-
 void pipe_end::restore_mode() noexcept {
   if (!descriptor_.is_open() || came_non_blocking_ || !non_blocking_) return;
   const int flags = ::fcntl(descriptor_.native_handle(), F_GETFL);

@@ -58,10 +58,6 @@
 #include <unistd.h>
 #include <vector>
 
-namespace ipckit::detail {
-IPCKIT_EXPOSE(pipe_micro_epoll_fd, &boost::asio::detail::epoll_reactor::epoll_fd_);
-}
-
 namespace {
 
 using clk = std::chrono::steady_clock;
@@ -288,7 +284,7 @@ void direct_way(const side& s, bool drain) {
   epoll_event event{};
   event.events = EPOLLIN | EPOLLET;
   event.data.ptr = &d.reader;
-  const int epoll_fd = ipckit::detail::private_field<ipckit::detail::pipe_micro_epoll_fd>(reactor);
+  const int epoll_fd = ipckit::detail::reactor_epoll_descriptor(reactor);
   check(::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, s.in, &event) == 0, "epoll_ctl");
   d.start();
   loop.run();

@@ -130,7 +130,13 @@ class pipe_end {
   void restore_mode() noexcept;
   // Whether an async read or write is one attempt on the descriptor, with nothing around
   // it: open, no deadline, no first wait (FIFO readers); sets O_NONBLOCK when it says yes.
-  bool plain_async(bool write) noexcept;
+  bool plain_async(bool write) noexcept {
+    if (!descriptor_.is_open() || deadline_ || (wait_first_ && !write)) return false;
+    if (non_blocking_) return true;
+    error_code ec;
+    ensure_non_blocking(ec);
+    return !ec;
+  }
 
   polled_descriptor descriptor_;
   boost::asio::steady_timer timer_;
@@ -227,8 +233,7 @@ struct initiate_pipe_io {
   template <class Handler, class Buffers>
   void operator()(Handler&& handler, const Buffers& buffers) const {
     const auto direction = Write ? attempt_direction::write : attempt_direction::read;
-    if ((end->non_blocking_ && end->descriptor_.is_open() && !end->deadline_ && (Write || !end->wait_first_)) ||
-        end->plain_async(Write)) {
+    if (end->plain_async(Write)) {
       end->descriptor_.template async_attempt<std::size_t>(direction, pipe_attempt<Buffers>{end, buffers, Write},
                                                            std::forward<Handler>(handler));
       return;
