@@ -19,12 +19,15 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <sys/types.h>
+#include <type_traits>
 #include <utility>
 
 namespace ipckit {
@@ -93,6 +96,33 @@ class pipe_writer : public detail::pipe_end {
         detail::initiate_pipe_io<true>{this}, token, buffers);
   }
 };
+
+// boost::asio::async_read(reader, buffer, token) and async_write(writer, buffer, token)
+// on one buffer with Asio's default transfer_all: Asio's composed operation finds these
+// hooks by argument-dependent lookup (its detail::start_read_op and start_write_op, Boost
+// 1.81), and they make the whole transfer one attempt instead of an async_read_some per
+// part (docs/performance-findings.md, finding 4). Results, cancellation and completion
+// are Asio's; other buffer sequences, conditions and ends with a deadline are its own
+// composed operation.
+template <class MutableBuffers, class Iterator, class ReadHandler>
+void start_read_op(pipe_reader& reader, const MutableBuffers& buffers, const Iterator& begin,
+                   boost::asio::detail::transfer_all_t& condition, ReadHandler& handler) {
+  if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>) {
+    const boost::asio::mutable_buffer b(buffers);
+    if (reader.start_whole_transfer(b.data(), b.size(), false, handler)) return;
+  }
+  boost::asio::detail::start_read_op(reader, buffers, begin, condition, handler);
+}
+
+template <class ConstBuffers, class Iterator, class WriteHandler>
+void start_write_op(pipe_writer& writer, const ConstBuffers& buffers, const Iterator& begin,
+                    boost::asio::detail::transfer_all_t& condition, WriteHandler& handler) {
+  if constexpr (std::is_convertible_v<const ConstBuffers&, boost::asio::const_buffer>) {
+    const boost::asio::const_buffer b(buffers);
+    if (writer.start_whole_transfer(const_cast<void*>(b.data()), b.size(), true, handler)) return;
+  }
+  boost::asio::detail::start_write_op(writer, buffers, begin, condition, handler);
+}
 
 struct pipe_pair {
   pipe_reader reader;

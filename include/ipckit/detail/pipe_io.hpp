@@ -105,6 +105,12 @@ class pipe_end {
   /// Internal: a descriptor kept open with this end (the FIFO server's own writer).
   void hold(unique_fd fd) noexcept { held_ = std::move(fd); }
 
+  /// Internal (the hooks of boost::asio::async_read/async_write in pipe.hpp): starts the
+  /// transfer of all of `data` as one attempt when the end's async calls are plain
+  /// (plain_async); otherwise returns false and leaves `handler` alone.
+  template <class Handler>
+  bool start_whole_transfer(void* data, std::size_t size, bool write, Handler& handler);
+
  protected:
   std::size_t io(const iovec_array& iov, bool write, error_code& ec);
   [[noreturn]] void fail(const char* op, const error_code& ec);
@@ -116,6 +122,7 @@ class pipe_end {
   friend struct pipe_attempt;
   template <bool Write>
   friend struct initiate_pipe_io;
+  friend struct pipe_whole_attempt;
 
   // One read or write: finished with `n` bytes moved or `ec` (EOF is eof), or would_block
   // when it must wait. It waits in the kernel only while the descriptor is still in
@@ -178,6 +185,38 @@ struct pipe_attempt {
     }
   }
 };
+
+/// All of one buffer as one attempt: bytes move until the buffer is done, EOF or an error,
+/// waiting at each would-block. `n`, the attempt's result, counts what has moved so far,
+/// so a cancelled transfer reports it, as Asio's composed operation does.
+struct pipe_whole_attempt {
+  pipe_end* end;
+  char* data;
+  std::size_t size;
+  bool write;
+
+  attempt_status operator()(error_code& ec, std::size_t& n) {
+    // An empty buffer is done at once (Asio's convention); a part is followed by another
+    // try, as Asio's composed operation does, since only EAGAIN says the pipe is drained.
+    while (n < size) {
+      const ::iovec rest{data + n, size - n};
+      std::size_t moved = 0;
+      if (end->try_io(&rest, 1, write, moved, ec) == attempt_status::would_block) return attempt_status::would_block;
+      n += moved;
+      if (ec || moved == 0) break;
+    }
+    return attempt_status::finished;
+  }
+};
+
+template <class Handler>
+bool pipe_end::start_whole_transfer(void* data, std::size_t size, bool write, Handler& handler) {
+  if (!plain_async(write)) return false;
+  descriptor_.template async_attempt<std::size_t>(write ? attempt_direction::write : attempt_direction::read,
+                                                  pipe_whole_attempt{this, static_cast<char*>(data), size, write},
+                                                  std::move(handler));
+  return true;
+}
 
 /// The async read/write with a deadline or a FIFO reader's first wait: the attempt,
 /// racing the deadline timer when one is set.
