@@ -163,6 +163,7 @@ struct registry::impl {
   // that would read alone, and a thread that finds another there takes `mutex` to wake
   // one reading alone, so either the reader sees the count or the newcomer the reader.
   std::atomic<int> blocking_threads{0};
+  bool reader_started = false;
 
   impl() {
     sigemptyset(&active);
@@ -177,12 +178,26 @@ struct registry::impl {
     ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
     pipe_read = fds[0];
     handler_pipe.store(fds[1]);
+  }
+
+  // The reader of the handler's records starts before the first handler is installed, not
+  // with the registry: a program that only ignores, resets or sends signals (SIGPIPE
+  // ignored at start, as Go's runtime and most daemons do) keeps a single thread, whose
+  // system calls skip glibc's cancellation bookkeeping. Under `mutex`.
+  void start_reader_once() {
+    if (reader_started) return;
     // The reader must never take a signal itself: it starts with all of them blocked.
     sigset_t all, before;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &before);
-    std::thread([this] { read_pipe_forever(); }).detach();
+    try {
+      std::thread([this] { read_pipe_forever(); }).detach();
+    } catch (...) {
+      pthread_sigmask(SIG_SETMASK, &before, nullptr);
+      throw;
+    }
     pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    reader_started = true;
   }
 
   // The handler's records only: the signalfd is read by those who wait (drain()).
@@ -328,7 +343,7 @@ struct registry::impl {
 };
 
 registry& registry::get() {
-  static registry* instance = new registry;  // never destroyed: its thread never ends
+  static registry* instance = new registry;  // never destroyed: its reader never ends
   return *instance;
 }
 
@@ -340,6 +355,7 @@ void registry::subscribe(const std::shared_ptr<subscription>& sub, const std::ve
   for (int number : signals)
     if ((ec = check_subscribable(number))) return;
   std::lock_guard lock(impl_->mutex);
+  impl_->start_reader_once();
   impl_->reconcile();
   if (!sub->registered) {
     impl_->subscriptions.push_back(sub);

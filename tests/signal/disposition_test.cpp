@@ -125,6 +125,14 @@ TEST(signal_disposition, a_child_started_under_nohup_sees_sighup_ignored) {
             "SIGHUP start not-ignored\nSIGHUP subscribed not-ignored\nSIGHUP stopped not-ignored\n");
 }
 
+// The registry's reader thread starts with the first notifier: a program that only sets
+// dispositions keeps one thread.
+TEST(signal_disposition, ignore_and_reset_start_no_thread_and_a_notifier_starts_one) {
+  auto threads = run_process({helper_path(), "signal-threads"});
+  EXPECT_EQ(threads.exit_code, 0) << threads.err;
+  EXPECT_EQ(threads.out, "dispositions 1\nnotifier 2\n");
+}
+
 TEST(signal_disposition, reserved_uncatchable_and_unknown_signals_are_refused) {
   boost::asio::io_context io;
   const struct {

@@ -4,7 +4,9 @@
 #include <ipckit/signal.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <unistd.h>
 
@@ -65,7 +67,23 @@ int count_pending(std::span<const std::string> args) {
   return 0;
 }
 
+// Threads of this process, as /proc/self/task lists them.
+long thread_count() {
+  return std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator());
+}
+
 const helper_mode_registration modes[] = {
+    // Prints its thread count after ignore, reset and ignored, then with a notifier.
+    helper_mode_registration{{"signal-threads", "signal-threads  (threads before and with a notifier)", [](auto) {
+      signal::ignore({SIGPIPE});
+      signal::reset({SIGUSR1});
+      (void)signal::ignored(SIGHUP);
+      std::cout << "dispositions " << thread_count() << std::endl;
+      boost::asio::io_context io;
+      signal::notifier watching(io, {SIGUSR1});
+      std::cout << "notifier " << thread_count() << std::endl;
+      return 0;
+    }}},
     helper_mode_registration{{"count-pending", "count-pending SIG MARKER  (deliveries of a blocked SIG)",
                               count_pending}},
     helper_mode_registration{{"signals-to-parent", "signals-to-parent kill:SIG|queue:SIG:VALUE…",
