@@ -130,7 +130,7 @@ TEST(signal_disposition, a_child_started_under_nohup_sees_sighup_ignored) {
 TEST(signal_disposition, ignore_and_reset_start_no_thread_and_a_notifier_starts_one) {
   auto threads = run_process({helper_path(), "signal-threads"});
   EXPECT_EQ(threads.exit_code, 0) << threads.err;
-  EXPECT_EQ(threads.out, "dispositions 1\nnotifier 2\n");
+  EXPECT_EQ(threads.out, "dispositions +0\nnotifier +1\n");
 }
 
 TEST(signal_disposition, reserved_uncatchable_and_unknown_signals_are_refused) {
