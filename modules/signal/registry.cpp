@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 
@@ -355,7 +356,12 @@ void registry::subscribe(const std::shared_ptr<subscription>& sub, const std::ve
   for (int number : signals)
     if ((ec = check_subscribable(number))) return;
   std::lock_guard lock(impl_->mutex);
-  impl_->start_reader_once();
+  try {
+    impl_->start_reader_once();
+  } catch (const std::system_error& e) {  // no thread to be had: nothing subscribed
+    ec = e.code();
+    return;
+  }
   impl_->reconcile();
   if (!sub->registered) {
     impl_->subscriptions.push_back(sub);
