@@ -2,6 +2,9 @@
 
 #include <ipckit/event_loop.hpp>
 
+#include "interruptible_call.hpp"
+#include "test_support.hpp"
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,8 +18,8 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <functional>
 #include <optional>
-#include <poll.h>
 #include <stdexcept>
 #include <sys/resource.h>
 #include <thread>
@@ -29,21 +32,9 @@ using namespace std::chrono_literals;
 using ipckit::error_code;
 using ipckit::detail::async_run_blocking;
 using ipckit::detail::interrupt_token;
+using ipckit::test::block_until_cancelled;
+using ipckit::test::run_until;
 
-// Blocks until the token is cancelled: the shape of every interruptible blocking call.
-void block_until_cancelled(const interrupt_token& token, error_code& ec) {
-  while (!token.cancelled())
-    if (::poll(nullptr, 0, -1) < 0 && errno != EINTR) ec = ipckit::last_error();
-}
-
-bool run_until(ipckit::event_loop& loop, const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    loop.restart();
-    loop.run_for(5ms);
-  }
-  return done();
-}
 
 TEST(blocking_call, completes_on_the_loop_thread_with_the_result) {
   ipckit::event_loop loop;

@@ -5,6 +5,7 @@
 
 #include <ipckit/event_loop.hpp>
 
+#include "interruptible_call.hpp"
 #include "test_support.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -12,11 +13,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cerrno>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <poll.h>
 #include <unistd.h>
 
 namespace {
@@ -26,6 +25,7 @@ using ipckit::error_code;
 using ipckit::detail::async_run_blocking;
 using ipckit::detail::blocking_service;
 using ipckit::detail::interrupt_token;
+using ipckit::test::block_until_cancelled;
 using ipckit::test::eventually;
 using ipckit::test::run_until;
 
@@ -33,11 +33,6 @@ constexpr auto fork_child = boost::asio::execution_context::fork_child;
 
 // Exit codes of a child: what it found, since its assertions would not reach gtest.
 enum child_verdict { passed = 0, failed = 1, timed_out = 2 };
-
-void block_until_cancelled(const interrupt_token& token, error_code& ec) {
-  while (!token.cancelled())
-    if (::poll(nullptr, 0, -1) < 0 && errno != EINTR) ec = ipckit::last_error();
-}
 
 class blocking_fork : public ::testing::Test {
  protected:
