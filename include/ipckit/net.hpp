@@ -201,7 +201,7 @@ class conn {
   std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
     if (read_deadline_ == steady_time{})
       return detail::retry_interrupted(ec, [&] { return socket_.read_some(buffers, ec); });
-    return detail::transfer_until(socket_.native_handle(), false, detail::socket_iovecs(buffers),
+    return detail::transfer_until(socket_.native_handle(), false, ipckit::detail::iovec_array(buffers),
                                   stream_, read_deadline_, ec);
   }
   template <class MutableBuffers>
@@ -215,7 +215,7 @@ class conn {
   std::size_t write_some(const ConstBuffers& buffers, error_code& ec) {
     if (write_deadline_ == steady_time{})
       return detail::retry_interrupted(ec, [&] { return socket_.write_some(buffers, ec); });
-    return detail::transfer_until(socket_.native_handle(), true, detail::socket_iovecs(buffers),
+    return detail::transfer_until(socket_.native_handle(), true, ipckit::detail::iovec_array(buffers),
                                   stream_, write_deadline_, ec);
   }
   template <class ConstBuffers>

@@ -154,7 +154,7 @@ std::size_t packet_conn::send_to(boost::asio::const_buffer data, const address& 
                                  error_code& ec) {
   if (write_deadline_ != steady_time{}) {
     socklen_t size = to.size();
-    return detail::transfer_until(socket_.native_handle(), true, detail::socket_iovecs(data), false,
+    return detail::transfer_until(socket_.native_handle(), true, ipckit::detail::iovec_array(data), false,
                                   write_deadline_, ec, const_cast<sockaddr*>(to.data()), &size);
   }
   return detail::retry_interrupted(
@@ -174,7 +174,7 @@ std::size_t packet_conn::receive_from(boost::asio::mutable_buffer data, address&
   std::size_t n = 0;
   if (read_deadline_ != steady_time{}) {
     socklen_t size = static_cast<socklen_t>(sender.capacity());
-    n = detail::transfer_until(socket_.native_handle(), false, detail::socket_iovecs(data), false,
+    n = detail::transfer_until(socket_.native_handle(), false, ipckit::detail::iovec_array(data), false,
                                read_deadline_, ec, sender.data(), &size);
     if (!ec) sender.resize(size);
   } else {
@@ -237,7 +237,7 @@ bool wait_ready_until(int fd, short events, steady_time deadline, error_code& ec
   }
 }
 
-std::size_t transfer_until(int fd, bool write, const socket_iovecs& buffers, bool stream,
+std::size_t transfer_until(int fd, bool write, const ipckit::detail::iovec_array& buffers, bool stream,
                            steady_time deadline, error_code& ec, void* name, socklen_t* name_size) {
   ec.clear();
   if (fd < 0) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <ipckit/detail/draining_handler.hpp>
+#include <ipckit/detail/iovecs.hpp>
 #include <ipckit/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -21,9 +22,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <sys/uio.h>
-
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -113,27 +111,6 @@ void start_with_deadline(const boost::asio::any_io_executor& io_executor,
 bool wait_ready_until(int fd, short events, std::chrono::steady_clock::time_point deadline,
                       error_code& ec);
 
-/// Up to 64 buffers of an Asio buffer sequence as iovecs (Asio's own limit per call).
-struct socket_iovecs {
-  static constexpr int max = 64;
-  // Left uninitialised: only the first `count` are used, and zeroing 1 KiB per call
-  // was a measurable part of a 64-byte read or write (docs/performance-findings.md, finding 3).
-  std::array<::iovec, max> iov;
-  int count = 0;
-  std::size_t total = 0;
-
-  template <class Buffers>
-  explicit socket_iovecs(const Buffers& buffers) {
-    for (auto it = boost::asio::buffer_sequence_begin(buffers);
-         it != boost::asio::buffer_sequence_end(buffers) && count < max; ++it) {
-      auto b = boost::asio::buffer(*it);
-      iov[static_cast<std::size_t>(count++)] = {
-          const_cast<void*>(static_cast<const void*>(b.data())), b.size()};
-      total += b.size();
-    }
-  }
-};
-
 /// A blocking read or write bounded by `deadline`, as Asio's socket read_some/write_some
 /// behave (a 0-byte read or write on a stream is a no-op, 0 bytes read on one is EOF;
 /// writes never raise SIGPIPE), but each attempt is recvmsg/sendmsg with MSG_DONTWAIT
@@ -141,7 +118,7 @@ struct socket_iovecs {
 /// changing its O_NONBLOCK. A deadline already past fails at once (errc::timeout).
 /// `name`/`name_size`, when given, is the datagram's peer: the address sent to, or the
 /// buffer the sender's address is received into (its size updated).
-std::size_t transfer_until(int fd, bool write, const socket_iovecs& buffers, bool stream,
+std::size_t transfer_until(int fd, bool write, const ipckit::detail::iovec_array& buffers, bool stream,
                            std::chrono::steady_clock::time_point deadline, error_code& ec,
                            void* name = nullptr, socklen_t* name_size = nullptr);
 

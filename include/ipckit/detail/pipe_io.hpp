@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ipckit/detail/draining_handler.hpp>
+#include <ipckit/detail/iovecs.hpp>
 #include <ipckit/detail/polled_descriptor.hpp>
 #include <ipckit/error.hpp>
 #include <ipckit/unique_fd.hpp>
@@ -26,30 +27,6 @@
 #include <sys/uio.h>
 
 namespace ipckit::detail {
-
-/// Up to 64 buffers of an Asio buffer sequence as iovecs (more are left for the next call,
-/// which a read_some/write_some may do).
-struct iovec_array {
-  static constexpr int max = 64;
-  // Left uninitialised: only the first `count` are used, and zeroing 1 KiB per call
-  // was a measurable part of a 64-byte read or write (docs/performance-findings.md, finding 3).
-  std::array<::iovec, max> iov;
-  int count = 0;
-  std::size_t total = 0;
-
-  template <class Buffers>
-  explicit iovec_array(const Buffers& buffers) {
-    for (auto it = boost::asio::buffer_sequence_begin(buffers);
-         it != boost::asio::buffer_sequence_end(buffers) && count < max; ++it) {
-      auto b = boost::asio::buffer(*it);
-      if (b.size() == 0) continue;
-      iov[static_cast<std::size_t>(count)] = {const_cast<void*>(static_cast<const void*>(b.data())),
-                                              b.size()};
-      ++count;
-      total += b.size();
-    }
-  }
-};
 
 /// writev without SIGPIPE: the calling thread blocks SIGPIPE for the call and, on EPIPE,
 /// takes the SIGPIPE the kernel queued for it (only when it was not blocked before, so a
