@@ -74,10 +74,12 @@ std::map<std::string, double> json_side(bool parent, const std::string& way, lon
 }
 
 way_result json_way(context& ctx, std::string_view way) {
-  const bool ipckit = way == four_ways[2] || way == four_ways[3];
   int pair[2];
-  // ipckit's own sockets are non-blocking (the raw ways set their mode themselves).
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (ipckit ? SOCK_NONBLOCK : 0), 0, pair) != 0)
+  // Blocking for every way, as ipckit's dial and accept return their sockets (docs/net.md):
+  // the async ways set O_NONBLOCK themselves on their first async operation. (Until
+  // session 18 the ipckit ways got a non-blocking pair, so each blocking receive was a
+  // recv that failed, a poll and a recv: 1.72x raw across CPUs.)
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
     fail_errno("socketpair");
   way_result result{std::string(way), std::nullopt, {}};
   auto child = ctx.start_child("json", {result.way, std::to_string(ctx.opts().iterations)}, {{pair[1], child_fd}});
