@@ -14,7 +14,7 @@
 //                   buffer while the pipe still points at it); here only as a bound
 //   vmsplice 1MiB   the same through a 1 MiB pipe
 // and, for scale, `memcpy`: one user-space copy of a hot 64 KiB buffer, no kernel.
-// WAY (one of the names above) runs that way alone, for `perf record -g`.
+// WAY (one of the names above, quoted) runs that way alone, for `perf record -g`.
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -45,7 +45,7 @@ void check(bool ok, const char* what) {
 struct way {
   const char* name;
   int pipe_size;  // 0: the kernel's default
-  bool gift_pages;
+  bool by_vmsplice;  // else write()
 };
 
 struct figures {
@@ -59,12 +59,12 @@ long switches(int who) {
   return u.ru_nvcsw + u.ru_nivcsw;
 }
 
-void write_all(int fd, const char* data, bool gift_pages) {
+void write_all(int fd, const char* data, bool by_vmsplice) {
   std::size_t done = 0;
   while (done < chunk) {
     const ::iovec rest{const_cast<char*>(data) + done, chunk - done};
-    const long n = gift_pages ? ::vmsplice(fd, &rest, 1, 0) : ::write(fd, rest.iov_base, rest.iov_len);
-    check(n > 0 || errno == EINTR, gift_pages ? "vmsplice" : "write");
+    const long n = by_vmsplice ? ::vmsplice(fd, &rest, 1, 0) : ::write(fd, rest.iov_base, rest.iov_len);
+    check(n > 0 || errno == EINTR, by_vmsplice ? "vmsplice" : "write");
     if (n > 0) done += static_cast<std::size_t>(n);
   }
 }
@@ -81,7 +81,7 @@ figures stream(const way& w, std::size_t total) {
   check(child >= 0, "fork");
   if (child == 0) {
     ::close(fds[0]);
-    for (std::size_t sent = 0; sent < total; sent += chunk) write_all(fds[1], buffer.data(), w.gift_pages);
+    for (std::size_t sent = 0; sent < total; sent += chunk) write_all(fds[1], buffer.data(), w.by_vmsplice);
     ::_exit(0);
   }
   ::close(fds[1]);
@@ -127,35 +127,35 @@ int main(int argc, char** argv) {
 
   const way ways[] = {{"write", 0, false}, {"write 1MiB", 1 << 20, false},
                       {"vmsplice", 0, true}, {"vmsplice 1MiB", 1 << 20, true}};
-  const std::string only = argc > 3 ? argv[3] : "";
-  if (!only.empty() && std::none_of(std::begin(ways), std::end(ways), [&](const way& w) { return only == w.name; })) {
-    std::fprintf(stderr, "pipe_ceiling: no way called \"%s\"\n", only.c_str());
-    return 2;
+  // The ways [first, last): all of them (and memcpy), or the one WAY names.
+  std::size_t first = 0, last = std::size(ways);
+  if (argc > 3) {
+    const way* named = std::find_if(std::begin(ways), std::end(ways),
+                                    [&](const way& w) { return std::string(argv[3]) == w.name; });
+    if (named == std::end(ways)) {
+      std::fprintf(stderr, "pipe_ceiling: no way called \"%s\"\n", argv[3]);
+      return 2;
+    }
+    first = static_cast<std::size_t>(named - ways);
+    last = first + 1;
   }
+  const bool all = last - first == std::size(ways);
   std::vector<std::vector<double>> rates(std::size(ways)), switched(std::size(ways));
   std::vector<double> copies;
   // Rounds alternate the ways, so that a slow spell of the machine hits each alike.
   for (int r = 0; r < rounds; ++r) {
-    for (std::size_t i = 0; i < std::size(ways); ++i) {
-      if (!only.empty() && only != ways[i].name) continue;
+    for (std::size_t i = first; i < last; ++i) {
       const figures f = stream(ways[i], total);
       rates[i].push_back(f.mb_per_s);
       switched[i].push_back(f.switches_per_chunk);
     }
-    if (only.empty()) copies.push_back(memcpy_rate(total));
+    if (all) copies.push_back(memcpy_rate(total));
   }
   std::printf("%zu MiB in 64 KiB chunks, one CPU, medians of %d rounds\n", total >> 20, rounds);
-  if (!only.empty()) {
-    const auto i = static_cast<std::size_t>(std::find_if(std::begin(ways), std::end(ways),
-                                                         [&](const way& w) { return only == w.name; }) - ways);
-    std::printf("%-14s %7.0f MB/s  %.2f context switches per 64 KiB\n", ways[i].name, median(rates[i]),
-                median(switched[i]));
-    return 0;
-  }
-  const double base = median(rates[0]);
-  for (std::size_t i = 0; i < std::size(ways); ++i) {
+  const double base = median(rates[first]);
+  for (std::size_t i = first; i < last; ++i) {
     std::printf("%-14s %7.0f MB/s  %.2fx  %.2f context switches per 64 KiB\n", ways[i].name,
                 median(rates[i]), median(rates[i]) / base, median(switched[i]));
   }
-  std::printf("%-14s %7.0f MB/s  %.2fx\n", "memcpy", median(copies), median(copies) / base);
+  if (all) std::printf("%-14s %7.0f MB/s  %.2fx\n", "memcpy", median(copies), median(copies) / base);
 }
