@@ -35,7 +35,6 @@ using ipckit::detail::interrupt_token;
 using ipckit::test::block_until_cancelled;
 using ipckit::test::run_until;
 
-
 TEST(blocking_call, completes_on_the_loop_thread_with_the_result) {
   ipckit::event_loop loop;
   std::thread::id worker, completion;
